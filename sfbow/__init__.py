@@ -1,0 +1,52 @@
+"""Static Fuzzy Bag-of-Words sentence embeddings.
+
+>>> import sfbow
+>>> vectors = sfbow.encode(["A man is playing a guitar.", "Someone plays the guitar."])
+>>> sfbow.paired_fuzzy_jaccard(vectors[:1], vectors[1:])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sfbow.model import SFBoW
+from sfbow.similarity import cosine, fuzzy_jaccard, paired_cosine, paired_fuzzy_jaccard
+from sfbow.tokenize import tokenize
+from sfbow.vectors import WordVectors, default_vectors
+
+__all__ = [
+    "SFBoW",
+    "WordVectors",
+    "cosine",
+    "default_model",
+    "default_vectors",
+    "encode",
+    "fuzzy_jaccard",
+    "paired_cosine",
+    "paired_fuzzy_jaccard",
+    "similarity",
+    "tokenize",
+]
+
+__version__ = "0.1.0"
+
+
+@functools.lru_cache(maxsize=1)
+def default_model() -> SFBoW:
+    """The default model: GloVe 6B 50d, the default universe; built on first use, then cached."""
+    return SFBoW()
+
+
+def encode(sentences: Sequence[str], **options: Any) -> np.ndarray:
+    """Encode sentences with :func:`default_model`; ``options`` go to :meth:`SFBoW.encode`."""
+    return default_model().encode(sentences, **options)
+
+
+def similarity(a: str, b: str) -> float:
+    """Fuzzy Jaccard similarity of two sentences under the default model (0.0 to 1.0)."""
+    vectors = encode([a, b])
+    return fuzzy_jaccard(vectors[0], vectors[1])

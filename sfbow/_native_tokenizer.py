@@ -1,0 +1,200 @@
+"""Raw strings to vocabulary ids without Python per-token work: the default tokeniser in Numba.
+
+:func:`sfbow.tokenize.tokenize` followed by a dict look-up costs about 8 µs a sentence in
+Python, more than everything else in encoding. This module does the same job in compiled code:
+
+* the batch is joined into one buffer (one ``str.join`` and one ``str.encode``, both C loops);
+* a Numba kernel splits each sentence into ``\\w+`` runs and single non-space characters,
+  lower-cases on the fly and looks every token up in an open-addressing hash table of the
+  vocabulary (FNV-1a, linear probing, keys kept as one byte buffer), skipping unknown tokens.
+
+Exactness: Python's ``\\w``, ``\\s`` and ``str.lower()`` are Unicode-aware (``"İ".lower()`` has two
+characters; ``"Σ"`` lower-cases by context). The kernel is exact only for ASCII, so sentences with
+any non-ASCII character are tokenised by the Python reference instead and spliced in. In English
+text they are rare (0.7 % of STS-B). The ASCII character classes are derived from Python's own
+``re`` module at import, so ``\\x1c``-``\\x1f`` count as whitespace and ``_`` as a word character
+exactly as in :data:`sfbow.tokenize.TOKEN_PATTERN`.
+
+Threads: the kernel runs ``prange`` over sentences; the caller sets the thread count with
+:func:`numba.set_num_threads`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+from numba import njit, prange
+
+from sfbow.tokenize import tokenize
+
+__all__ = ["NativeVocabulary"]
+
+_SPACE, _WORD, _OTHER = 0, 1, 2
+_FNV_OFFSET = np.int64(-3750763034362895579)  # 0xcbf29ce484222325 as a signed 64-bit integer
+_FNV_PRIME = np.int64(0x100000001B3)
+
+
+def _ascii_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Character class and lower-case code of every ASCII character, as Python's ``re``/``str`` see them."""
+    classes = np.empty(128, np.uint8)
+    lower = np.empty(128, np.uint8)
+    for code in range(128):
+        char = chr(code)
+        if re.fullmatch(r"\s", char):
+            classes[code] = _SPACE
+        elif re.fullmatch(r"\w", char):
+            classes[code] = _WORD
+        else:
+            classes[code] = _OTHER
+        lower[code] = ord(char.lower())
+    return classes, lower
+
+
+_CLASSES, _LOWER = _ascii_tables()
+_IDENTITY = np.arange(128, dtype=np.uint8)
+
+
+@njit(cache=True, inline="always")
+def _hash(buf, start, stop, lower):
+    """FNV-1a of ``lower[buf[start:stop]]`` (wrapping 64-bit arithmetic)."""
+    h = _FNV_OFFSET
+    for p in range(start, stop):
+        h = (h ^ np.int64(lower[buf[p]])) * _FNV_PRIME
+    return h
+
+
+@njit(cache=True)
+def _build_slots(keys, key_starts, n_slots):
+    """Open-addressing table: slot -> key number, -1 if empty. Keys must be distinct."""
+    slots = np.full(n_slots, -1, np.int32)
+    mask = n_slots - 1
+    for k in range(len(key_starts) - 1):
+        j = _hash(keys, key_starts[k], key_starts[k + 1], _IDENTITY) & mask
+        while slots[j] >= 0:
+            j = (j + 1) & mask
+        slots[j] = k
+    return slots
+
+
+@njit(cache=True, inline="always")
+def _lookup(buf, start, stop, lower, slots, keys, key_starts, rows):
+    """Row id of the lower-cased token ``buf[start:stop]``, or -1 if it is not in the vocabulary."""
+    mask = len(slots) - 1
+    j = _hash(buf, start, stop, lower) & mask
+    length = stop - start
+    while True:
+        k = slots[j]
+        if k < 0:
+            return -1
+        key_start = key_starts[k]
+        if key_starts[k + 1] - key_start == length:
+            p = 0
+            while p < length and keys[key_start + p] == lower[buf[start + p]]:
+                p += 1
+            if p == length:
+                return rows[k]
+        j = (j + 1) & mask
+
+
+@njit(cache=True, parallel=True)
+def _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
+               classes, lower, slots, keys, key_starts, rows):
+    """CSR (ids, offsets) of known tokens for every sentence ``buf[starts[i]:starts[i + 1]]``.
+
+    Sentence ``i`` with ``fallback_of[i] >= 0`` is not scanned: its ids are taken from
+    ``fallback_ids[fallback_offsets[f]:fallback_offsets[f + 1]]`` with ``f = fallback_of[i]``.
+    A sentence has at most as many tokens as characters, so pass 1 writes each sentence's ids
+    at its own character offset in a scratch array (no shared counter, safe under ``prange``);
+    pass 2 compacts them.
+    """
+    n = len(starts) - 1
+    scratch = np.empty(len(buf), np.int32)
+    counts = np.empty(n, np.int64)
+    for i in prange(n):
+        f = fallback_of[i]
+        if f >= 0:
+            counts[i] = fallback_offsets[f + 1] - fallback_offsets[f]
+            continue
+        p = starts[i]
+        stop = starts[i + 1]
+        out = p
+        while p < stop:
+            kind = classes[buf[p]]
+            if kind == _SPACE:
+                p += 1
+                continue
+            token_start = p
+            p += 1
+            if kind == _WORD:
+                while p < stop and classes[buf[p]] == _WORD:
+                    p += 1
+            row = _lookup(buf, token_start, p, lower, slots, keys, key_starts, rows)
+            if row >= 0:
+                scratch[out] = row
+                out += 1
+        counts[i] = out - starts[i]
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + counts[i]
+    ids = np.empty(offsets[n], np.int64)
+    for i in prange(n):
+        f = fallback_of[i]
+        if f >= 0:
+            ids[offsets[i]:offsets[i + 1]] = fallback_ids[fallback_offsets[f]:fallback_offsets[f + 1]]
+        else:
+            ids[offsets[i]:offsets[i + 1]] = scratch[starts[i]:starts[i] + counts[i]]
+    return ids, offsets
+
+
+class NativeVocabulary:
+    """A vocabulary compiled for :meth:`token_ids`: the default tokeniser plus look-up, in Numba.
+
+    Only ASCII words are stored in the hash table: the compiled path sees ASCII sentences only,
+    and every other sentence goes through ``index`` in Python.
+    """
+
+    def __init__(self, index: Mapping[str, int]) -> None:
+        """Build the hash table of ``index`` (word -> row id), as in :class:`sfbow.vectors.WordVectors`."""
+        self.index = index
+        words = [w for w in index if w.isascii()]
+        self._keys = np.frombuffer("".join(words).encode("ascii"), np.uint8)
+        self._key_starts = _offsets(map(len, words), len(words))
+        self._rows = np.fromiter((index[w] for w in words), np.int64, len(words))
+        n_slots = 1 << max(4, (2 * len(words)).bit_length())  # load factor <= 0.5
+        self._slots = _build_slots(self._keys, self._key_starts, n_slots)
+
+    def token_ids(self, sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of the known tokens of each sentence, as ``sfbow.tokenize.tokenize`` + ``index`` give them.
+
+        Returns ``(ids, offsets)``: int64 arrays, sentence ``i``'s ids are
+        ``ids[offsets[i]:offsets[i + 1]]`` in token order, unknown tokens skipped.
+        """
+        n = len(sentences)
+        text = "".join(sentences)
+        lengths = np.fromiter(map(len, sentences), np.int64, n)
+        fallback_of = np.full(n, -1, np.int64)
+        slow_ids: list[list[int]] = []
+        if not text.isascii():
+            # Non-ASCII sentences are tokenised in Python; the kernel skips their bytes, so their
+            # lengths become UTF-8 byte counts (surrogatepass: lone surrogates are valid str items).
+            slow = [i for i, s in enumerate(sentences) if not s.isascii()]
+            fallback_of[slow] = np.arange(len(slow))
+            lengths[slow] = [len(sentences[i].encode("utf-8", "surrogatepass")) for i in slow]
+            index = self.index
+            slow_ids = [[index[t] for t in tokenize(sentences[i]) if t in index] for i in slow]
+        buf = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
+        starts = _offsets(lengths, n)
+        fallback_offsets = _offsets(map(len, slow_ids), len(slow_ids))
+        fallback_ids = np.fromiter((r for ids in slow_ids for r in ids), np.int64, fallback_offsets[-1])
+        return _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
+                          _CLASSES, _LOWER, self._slots, self._keys, self._key_starts, self._rows)
+
+
+def _offsets(lengths: Iterable[int], n: int) -> np.ndarray:
+    """CSR offsets (length ``n + 1``, starting at 0) of ``n`` consecutive pieces of the given lengths."""
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(lengths, np.int64, n), out=offsets[1:])
+    return offsets

