@@ -10,10 +10,11 @@ Python, more than everything else in encoding. This module does the same job in 
 
 Exactness: Python's ``\\w``, ``\\s`` and ``str.lower()`` are Unicode-aware (``"İ".lower()`` has two
 characters; ``"Σ"`` lower-cases by context). The kernel is exact only for ASCII, so sentences with
-any non-ASCII character are tokenised by the Python reference instead and spliced in. In English
-text they are rare (0.7 % of STS-B). The ASCII character classes are derived from Python's own
-``re`` module at import, so ``\\x1c``-``\\x1f`` count as whitespace and ``_`` as a word character
-exactly as in :data:`sfbow.tokenize.TOKEN_PATTERN`.
+any non-ASCII character are tokenised by the Python reference instead and spliced in (the buffer
+is UTF-8; the kernel skips those sentences' bytes). In English text they are rare (0.7 % of
+STS-B). The ASCII character classes are derived from Python's own ``re`` module at import, so
+``\\x1c``-``\\x1f`` count as whitespace and ``_`` as a word character exactly as in
+:data:`sfbow.tokenize.TOKEN_PATTERN`.
 
 Threads: the kernel runs ``prange`` over sentences; the caller sets the thread count with
 :func:`numba.set_num_threads`.
@@ -22,7 +23,7 @@ Threads: the kernel runs ``prange`` over sentences; the caller sets the thread c
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 
 import numpy as np
 from numba import njit, prange
@@ -161,7 +162,7 @@ class NativeVocabulary:
         self.index = index
         words = [w for w in index if w.isascii()]
         self._keys = np.frombuffer("".join(words).encode("ascii"), np.uint8)
-        self._key_starts = _offsets(map(len, words), len(words))
+        self._key_starts = _offsets(_lengths(words))
         self._rows = np.fromiter((index[w] for w in words), np.int64, len(words))
         n_slots = 1 << max(4, (2 * len(words)).bit_length())  # load factor <= 0.5
         self._slots = _build_slots(self._keys, self._key_starts, n_slots)
@@ -174,7 +175,7 @@ class NativeVocabulary:
         """
         n = len(sentences)
         text = "".join(sentences)
-        lengths = np.fromiter(map(len, sentences), np.int64, n)
+        lengths = _lengths(sentences)
         fallback_of = np.full(n, -1, np.int64)
         slow_ids: list[list[int]] = []
         if not text.isascii():
@@ -186,15 +187,20 @@ class NativeVocabulary:
             index = self.index
             slow_ids = [[index[t] for t in tokenize(sentences[i]) if t in index] for i in slow]
         buf = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
-        starts = _offsets(lengths, n)
-        fallback_offsets = _offsets(map(len, slow_ids), len(slow_ids))
+        starts = _offsets(lengths)
+        fallback_offsets = _offsets(_lengths(slow_ids))
         fallback_ids = np.fromiter((r for ids in slow_ids for r in ids), np.int64, fallback_offsets[-1])
         return _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
                           _CLASSES, _LOWER, self._slots, self._keys, self._key_starts, self._rows)
 
 
-def _offsets(lengths: Iterable[int], n: int) -> np.ndarray:
-    """CSR offsets (length ``n + 1``, starting at 0) of ``n`` consecutive pieces of the given lengths."""
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(np.fromiter(lengths, np.int64, n), out=offsets[1:])
+def _lengths(items: Sequence[Sized]) -> np.ndarray:
+    """``len`` of every item, as an int64 array."""
+    return np.fromiter(map(len, items), np.int64, len(items))
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """CSR offsets (0, then the running sum) of consecutive pieces of the given lengths."""
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     return offsets

@@ -1,0 +1,103 @@
+"""The Numba tokeniser + hash look-up must give exactly the ids of ``tokenize`` + a dict look-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sfbow._native_tokenizer import NativeVocabulary
+from sfbow.tokenize import tokenize
+from sfbow.vectors import default_vectors
+
+STS_DIR = Path("/work/shared/sts/stsbenchmark")
+
+
+def python_ids(sentences: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The oracle: the default tokeniser, then a dict look-up, unknown tokens skipped."""
+    ids: list[int] = []
+    offsets = [0]
+    for sentence in sentences:
+        ids.extend(index[t] for t in tokenize(sentence) if t in index)
+        offsets.append(len(ids))
+    return np.array(ids, np.int64), np.array(offsets, np.int64)
+
+
+def assert_same_ids(vocabulary: NativeVocabulary, sentences: list[str]) -> None:
+    ids, offsets = vocabulary.token_ids(sentences)
+    want_ids, want_offsets = python_ids(sentences, vocabulary.index)
+    assert ids.dtype == offsets.dtype == np.int64
+    np.testing.assert_array_equal(offsets, want_offsets)
+    np.testing.assert_array_equal(ids, want_ids)
+
+
+@pytest.fixture(scope="module")
+def glove() -> NativeVocabulary:
+    return NativeVocabulary(default_vectors().index)
+
+
+# A small vocabulary with look-alikes (case, prefixes, non-ASCII, punctuation, underscores) in a
+# table of 16 slots, so probing chains and key comparisons are exercised.
+SMALL_WORDS = ["the", "The", "a", "ab", "abc", "b", "x_y", "_", "'", "!", ".", "...", "42", "4",
+               "é", "café", "i", "σ", "ς", "—", "hello", "world"]
+
+
+@pytest.fixture(scope="module")
+def small() -> NativeVocabulary:
+    return NativeVocabulary({w: i for i, w in enumerate(SMALL_WORDS)})
+
+
+def test_every_ascii_character_alone_and_between_words(small: NativeVocabulary) -> None:
+    sentences = [chr(c) for c in range(128)]
+    sentences += [f"a{chr(c)}b" for c in range(128)] + [f"The{chr(c)}42{chr(c)}!" for c in range(128)]
+    assert_same_ids(small, sentences)
+
+
+def test_edge_cases(small: NativeVocabulary) -> None:
+    sentences = ["", " ", "\x1c\x1d\x1e\x1f", "...", "THE the The tHe", "x_y X_Y x_yz _x_", "abcd abc",
+                 "4 42 420", "héllo wörld", "Café!", "İ i", "ΣΑΣ σ", "a\u00a0b", "a\u3000b", "\ud800 a",
+                 "unknownword", "\x00\x7f", "hello world " * 5000]
+    assert_same_ids(small, sentences)
+    assert_same_ids(small, [])
+
+
+def test_empty_vocabulary_entries_and_batches() -> None:
+    vocabulary = NativeVocabulary({"only": 0})
+    assert_same_ids(vocabulary, ["", "only Only ONLY", "none"])
+
+
+def test_real_sentences(glove: NativeVocabulary) -> None:
+    sentences = []
+    for name in ("sts-train.csv", "sts-dev.csv", "sts-test.csv"):
+        for line in (STS_DIR / name).read_text(encoding="utf-8").splitlines():
+            sentences.extend(line.split("\t")[5:7])
+    assert any(not s.isascii() for s in sentences)
+    assert_same_ids(glove, sentences)
+
+
+TEXT = st.lists(
+    st.one_of(
+        st.sampled_from(list(" \t\n\r\x0b\x0c\x1c\x1f_'.!-,") + ["the", "The", "ab", "42", "hello"]),
+        st.characters(max_codepoint=127),
+        st.characters(),  # any code point, surrogates, combining marks, other scripts
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(TEXT, max_size=12))
+def test_generated_batches(glove: NativeVocabulary, small: NativeVocabulary, sentences: list[str]) -> None:
+    assert_same_ids(small, sentences)
+    assert_same_ids(glove, sentences)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(SMALL_WORDS[:14] + ["zz", "THE", "Hello"]), max_size=40),
+       st.lists(st.sampled_from([" ", "", "  ", "\t", "-", "."]), min_size=40, max_size=40))
+def test_generated_word_sequences(small: NativeVocabulary, words: list[str], gaps: list[str]) -> None:
+    sentence = "".join(w + g for w, g in zip(words, gaps))
+    assert_same_ids(small, [sentence, sentence.upper(), ""])
