@@ -1,0 +1,60 @@
+"""PyTorch backend of L1RA: gated LoRA adapters whose ranks are reallocated under a fixed budget.
+
+Typical use::
+
+    from l1ra_core.torch import L1RAConfig, L1RAController, inject_adapters
+
+    config = L1RAConfig(target_modules=["query", "value"], r=8, alpha=16, update_fraction=0.1)
+    inject_adapters(model, config)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    controller = L1RAController(model, config, optimizer, total_steps=1000)
+    for batch in loader:            # any loop: the controller runs after every optimizer.step()
+        loss = compute_loss(model, batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+See ``docs/l1ra_torch.md`` for saving, resuming, merging, PEFT export and the HF Trainer callback.
+"""
+
+try:
+    import safetensors  # noqa: F401
+    import torch  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("l1ra_core.torch needs PyTorch and safetensors: pip install sfbow[torch]") from exc
+
+from .checkpoint import load_adapters, load_training_state, save_adapters, save_training_state
+from .config import L1RAConfig
+from .controller import L1RAController
+from .layer import L1RALayer
+from .model import (
+    adapter_layers,
+    find_target_modules,
+    inject_adapters,
+    merge_adapters,
+    rank_pattern,
+    unload_adapters,
+    unmerge_adapters,
+)
+from .peft_export import export_peft
+from .plot import plot_rank_heatmap, rank_grid
+
+__all__ = [
+    "L1RAConfig",
+    "L1RAController",
+    "L1RALayer",
+    "adapter_layers",
+    "export_peft",
+    "find_target_modules",
+    "inject_adapters",
+    "load_adapters",
+    "load_training_state",
+    "merge_adapters",
+    "plot_rank_heatmap",
+    "rank_grid",
+    "rank_pattern",
+    "save_adapters",
+    "save_training_state",
+    "unload_adapters",
+    "unmerge_adapters",
+]

@@ -1,0 +1,123 @@
+"""L1RA adapter configuration: one frozen, JSON-serialisable record of every hyper-parameter.
+
+The same object drives injection (which modules, initial rank, alpha, dropout), the controller
+(L1 strength, budget, reallocation schedule) and checkpoints, so a saved adapter always carries the
+exact settings it was trained with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["L1RAConfig"]
+
+
+@dataclasses.dataclass(frozen=True)
+class L1RAConfig:
+    """Hyper-parameters of L1RA adapters and of their rank controller.
+
+    Attributes:
+        target_modules: which sub-modules get an adapter. A sequence of names matches a module whose
+            qualified name equals an entry or ends with ``"." + entry`` (``"query"`` matches
+            ``encoder.layer.0.attention.self.query``); a single string is a regular expression that must
+            match the whole qualified name.
+        r: initial rank r0 of every adapter. The adapter scale is fixed at ``alpha / r`` for the whole run,
+            which is what keeps the model's output unchanged when ranks are reallocated.
+        alpha: LoRA alpha.
+        dropout: dropout probability applied to the adapter's input (0 disables it).
+        budget: total rank shared by all adapters; ``None`` means ``r * number_of_adapters``.
+        l1_lambda: strength of the L1 penalty on the gates.
+        gate_lr: step size of the proximal L1 step; ``None`` uses the learning rate of the optimizer
+            parameter group that holds the gate (so learning-rate schedules apply to it too).
+        threshold: gates at or below this value are pruned at a reallocation.
+        min_rank: no adapter drops below this rank.
+        update_interval: reallocate every this many optimizer steps. Exclusive with ``update_fraction``.
+        update_fraction: reallocate every ``update_fraction * total_steps`` steps (the paper uses 5-10%).
+        total_steps: planned number of optimizer steps; needed by ``update_fraction``. The Trainer callback
+            fills it from the Trainer when left ``None``.
+        warmup_steps: no reallocation before this step.
+        seed: seed of the generator that initialises new adapter components, so every process of a
+            distributed run and every resumed run draws the same values.
+        init_seed: seed for the initial ``A`` factors at injection; ``None`` uses torch's global RNG.
+    """
+
+    target_modules: str | tuple[str, ...]
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    budget: int | None = None
+    l1_lambda: float = 1.0
+    gate_lr: float | None = None
+    threshold: float = 0.0
+    min_rank: int = 1
+    update_interval: int | None = None
+    update_fraction: float | None = 0.1
+    total_steps: int | None = None
+    warmup_steps: int = 0
+    seed: int = 0
+    init_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        targets = self.target_modules
+        if not isinstance(targets, str):
+            if not isinstance(targets, Sequence) or not all(isinstance(t, str) for t in targets):
+                raise TypeError(
+                    "target_modules must be a regex string or a sequence of module names, "
+                    f"got {targets!r}"
+                )
+            object.__setattr__(self, "target_modules", tuple(targets))
+        if not self.target_modules:
+            raise ValueError("target_modules is empty: name at least one module, e.g. ['query', 'value']")
+        _check(isinstance(self.r, int) and self.r >= 1, f"r must be an int >= 1, got {self.r!r}")
+        _check(math.isfinite(self.alpha) and self.alpha > 0, f"alpha must be > 0, got {self.alpha!r}")
+        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
+        _check(self.budget is None or (isinstance(self.budget, int) and self.budget >= 0),
+               f"budget must be None or an int >= 0, got {self.budget!r}")
+        _check(self.l1_lambda >= 0, f"l1_lambda must be >= 0, got {self.l1_lambda!r}")
+        _check(self.gate_lr is None or self.gate_lr >= 0, f"gate_lr must be None or >= 0, got {self.gate_lr!r}")
+        _check(0.0 <= self.threshold < 1.0, f"threshold must be in [0, 1), got {self.threshold!r}")
+        _check(isinstance(self.min_rank, int) and self.min_rank >= 0,
+               f"min_rank must be an int >= 0, got {self.min_rank!r}")
+        if self.update_interval is not None and self.update_fraction is not None:
+            # update_fraction has a default, so an explicit interval overrides it.
+            object.__setattr__(self, "update_fraction", None)
+        _check(self.update_interval is None or self.update_interval >= 1,
+               f"update_interval must be None or >= 1, got {self.update_interval!r}")
+        _check(self.update_fraction is None or 0.0 < self.update_fraction <= 1.0,
+               f"update_fraction must be None or in (0, 1], got {self.update_fraction!r}")
+        _check(self.total_steps is None or self.total_steps >= 1,
+               f"total_steps must be None or >= 1, got {self.total_steps!r}")
+        _check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
+
+    @property
+    def scaling(self) -> float:
+        """The fixed adapter scale alpha / r0."""
+        return self.alpha / self.r
+
+    def replace(self, **changes: Any) -> L1RAConfig:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        if isinstance(self.target_modules, tuple):
+            out["target_modules"] = list(self.target_modules)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> L1RAConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error rather than silently dropped."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown L1RAConfig fields {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)

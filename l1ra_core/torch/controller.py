@@ -1,0 +1,311 @@
+"""The L1RA controller: proximal L1 step on the gates after every optimizer step, and rank reallocation
+under a fixed budget with the optimizer state of surviving components preserved.
+
+It works with any ``torch.optim.Optimizer`` and any training loop: by default it hooks itself onto the
+optimizer (``register_step_post_hook``), so it cannot be forgotten and never runs on a skipped step (AMP
+overflow, gradient accumulation). Frameworks that drive the optimizer themselves call :meth:`step`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import l1ra_core
+
+from .config import L1RAConfig
+from .layer import RANK_DIMS, L1RALayer, take_and_extend
+from .model import adapter_layers, rank_pattern
+
+__all__ = ["L1RAController"]
+
+
+class L1RAController:
+    """Drives the gates and ranks of the L1RA adapters of ``model``.
+
+    Args:
+        model: a model with adapters (:func:`inject_adapters` or :func:`load_adapters`).
+        config: the run's configuration (L1 strength, budget, schedule, seed).
+        optimizer: the optimizer that trains the adapters; may also be given later with :meth:`attach`
+            (the Trainer callback does that once the Trainer has built its optimizer).
+        total_steps: planned optimizer steps, needed when the schedule is ``config.update_fraction``;
+            defaults to ``config.total_steps``.
+        hook: run automatically after every ``optimizer.step()`` (default). With ``hook=False`` call
+            :meth:`step` yourself right after each optimizer step.
+
+    Attributes:
+        budget: the total rank kept by every reallocation.
+        step_count: optimizer steps seen.
+        rank_log: ``{step: {adapter name: rank}}`` at step 0 and after every reallocation.
+        last_plan: the ``l1ra_core`` allocation plan of the latest reallocation (``None`` before the first).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: L1RAConfig,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        total_steps: int | None = None,
+        hook: bool = True,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.adapters: dict[str, L1RALayer] = dict(sorted(adapter_layers(model).items()))
+        if not self.adapters:
+            raise ValueError(
+                f"{type(model).__name__} has no L1RA adapters; call inject_adapters(model, config) first"
+            )
+        n = len(self.adapters)
+        self.budget = config.budget if config.budget is not None else config.r * n
+        if self.budget < config.min_rank * n:
+            raise ValueError(
+                f"rank budget {self.budget} is below min_rank ({config.min_rank}) x {n} adapters = "
+                f"{config.min_rank * n}; raise the budget or lower min_rank"
+            )
+        capacity = sum(layer.max_rank for layer in self.adapters.values())
+        if self.budget > capacity:
+            raise ValueError(
+                f"rank budget {self.budget} exceeds what the adapters can hold (sum of min(in, out) = "
+                f"{capacity}); lower the budget"
+            )
+        self.step_count = 0
+        self.rank_log: dict[int, dict[str, int]] = {0: self.ranks}
+        self.last_plan: Any = None
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.total_steps = total_steps if total_steps is not None else config.total_steps
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._hook_handle: Any = None
+        self._gate_groups: list[tuple[list[torch.Tensor], int]] = []
+        self._schedule = self._make_schedule() if self.total_steps is not None or config.update_interval else None
+        if optimizer is not None:
+            self.attach(optimizer, hook=hook)
+
+    @property
+    def ranks(self) -> dict[str, int]:
+        """Current rank of every adapter."""
+        return rank_pattern(self.model)
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Set the planned number of optimizer steps (for ``config.update_fraction``)."""
+        self.total_steps = total_steps
+        self._schedule = self._make_schedule()
+
+    def attach(self, optimizer: torch.optim.Optimizer, *, hook: bool = True) -> None:
+        """Bind the optimizer that trains the adapters (checked now: it must hold every adapter parameter).
+
+        Wrappers exposing the real optimizer as ``.optimizer`` (accelerate, the HF Trainer) are unwrapped.
+        """
+        while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+            optimizer = optimizer.optimizer
+        self._locate(optimizer)
+        if self._schedule is None:
+            raise ValueError(
+                "config.update_fraction needs the planned number of steps: pass total_steps= to the "
+                "controller, set config.total_steps, or use config.update_interval instead"
+            )
+        self.detach()
+        self.optimizer = optimizer
+        self._refresh_gate_groups()
+        if hook:
+            self._hook_handle = optimizer.register_step_post_hook(lambda *_: self._step())
+
+    def detach(self) -> None:
+        """Stop running after the optimizer's steps (the controller keeps its state)."""
+        if self._hook_handle is not None:
+            self._hook_handle.remove()
+            self._hook_handle = None
+        self.optimizer = None
+
+    def step(self) -> Any:
+        """Call right after ``optimizer.step()`` when the controller was attached with ``hook=False``.
+
+        Applies the proximal L1 step to the gates and, when due, reallocates ranks. Returns the allocation
+        plan when a reallocation ran, else ``None``.
+        """
+        if self._hook_handle is not None:
+            raise RuntimeError(
+                "this controller already runs after every optimizer.step() (hook=True); calling step() too "
+                "would apply the L1 step twice. Remove the call, or attach with hook=False"
+            )
+        return self._step()
+
+    def _step(self) -> Any:
+        if self.optimizer is None:
+            raise RuntimeError("no optimizer attached; call controller.attach(optimizer) first")
+        self.step_count += 1
+        self._proximal_step()
+        if self._schedule.is_due(self.step_count):
+            return self.reallocate()
+        return None
+
+    @torch.no_grad()
+    def _proximal_step(self) -> None:
+        """c <- clip(soft_threshold(c, lr * lambda), 0, 1) on every gate, as three foreach kernels per
+        parameter group, without any host synchronisation. On [0, 1] this equals clamp(c - t, 0, 1)."""
+        param_groups = self.optimizer.param_groups
+        for gates, group_index in self._gate_groups:
+            lr = self.config.gate_lr if self.config.gate_lr is not None else param_groups[group_index]["lr"]
+            torch._foreach_sub_(gates, lr * self.config.l1_lambda)
+            torch._foreach_clamp_min_(gates, 0.0)
+            torch._foreach_clamp_max_(gates, 1.0)
+
+    def reallocate(self) -> Any:
+        """Prune and reassign ranks now (normally the schedule decides when).
+
+        Moves only the gates to the host, asks :func:`l1ra_core.allocate` for a plan and resizes the
+        changed adapters in place: surviving components keep their values and optimizer state, new ones
+        start with gate 1, a fresh A row, a zero B column and zero optimizer state.
+        """
+        optimizer = self._require_optimizer()
+        names = list(self.adapters)
+        flat = torch.cat([layer.gate.detach().reshape(-1) for layer in self.adapters.values()])
+        flat = flat.to(device="cpu", dtype=torch.float64).numpy()
+        splits = np.cumsum([layer.rank for layer in self.adapters.values()])[:-1]
+        gates = dict(zip(names, np.split(flat, splits)))
+        plan = l1ra_core.allocate(
+            gates,
+            self.budget,
+            threshold=self.config.threshold,
+            min_rank=self.config.min_rank,
+            max_rank={name: layer.max_rank for name, layer in self.adapters.items()},
+        )
+        changed = [p for p in plan.adapters.values() if p.changed]
+        if changed:
+            where = self._locate(optimizer)
+            for adapter_plan in changed:
+                keep = torch.as_tensor(np.asarray(adapter_plan.keep, dtype=np.int64))
+                swaps = self.adapters[adapter_plan.name].resize(keep, adapter_plan.n_new, generator=self.generator)
+                for old, new, dim in swaps:
+                    _swap_parameter(optimizer, where[id(old)], old, new, keep, adapter_plan.n_new, dim)
+            self._refresh_gate_groups()
+        self.rank_log[self.step_count] = self.ranks
+        self.last_plan = plan
+        return plan
+
+    def rank_report(self) -> Any:
+        """``l1ra_core.rank_report`` of the current ranks (totals per module type and per layer)."""
+        return l1ra_core.rank_report(self.ranks)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: step, budget, schedule length, rank log, RNG state."""
+        return {
+            "step_count": self.step_count,
+            "budget": self.budget,
+            "total_steps": self.total_steps,
+            "rank_log": {int(k): dict(v) for k, v in self.rank_log.items()},
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`. The model must already carry the adapters saved with it."""
+        if state["budget"] != self.budget:
+            raise ValueError(
+                f"saved controller has budget {state['budget']}, this one {self.budget}; "
+                "build the controller with the saved config"
+            )
+        log = {int(k): dict(v) for k, v in state["rank_log"].items()}
+        if log[max(log)] != self.ranks:
+            raise ValueError(
+                "the model's adapter ranks differ from those the controller state was saved with; load the "
+                "adapters saved with this state (load_adapters) into a fresh base model first"
+            )
+        self.step_count = int(state["step_count"])
+        self.rank_log = log
+        self.generator.set_state(state["generator"])
+        if state["total_steps"] is not None:
+            self.set_total_steps(int(state["total_steps"]))
+
+    def _make_schedule(self) -> Any:
+        return l1ra_core.ReallocationSchedule(
+            interval=self.config.update_interval,
+            fraction=self.config.update_fraction,
+            total_steps=self.total_steps,
+            warmup=self.config.warmup_steps,
+        )
+
+    def _require_optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            raise RuntimeError("no optimizer attached; call controller.attach(optimizer) first")
+        return self.optimizer
+
+    def _refresh_gate_groups(self) -> None:
+        """Group the gates by optimizer parameter group, so the L1 step can use each group's lr. Groups
+        are kept by index: ``optimizer.load_state_dict`` replaces the group dicts but not their order."""
+        optimizer = self._require_optimizer()
+        where = self._locate(optimizer)
+        index = {id(group): i for i, group in enumerate(optimizer.param_groups)}
+        groups: dict[int, list[torch.Tensor]] = {}
+        for layer in self.adapters.values():
+            group, _ = where[id(layer.gate)]
+            groups.setdefault(index[id(group)], []).append(layer.gate)
+        self._gate_groups = [(gates, i) for i, gates in groups.items()]
+
+    def _locate(self, optimizer: torch.optim.Optimizer) -> dict[int, tuple[dict[str, Any], int]]:
+        """Map id(parameter) -> (param group, index) and check that every adapter parameter is held
+        and that its optimizer state can be resized."""
+        where = {id(p): (g, i) for g in optimizer.param_groups for i, p in enumerate(g["params"])}
+        missing = [
+            (f"{name}.{pname}", getattr(layer, pname))
+            for name, layer in self.adapters.items()
+            for pname in RANK_DIMS
+            if id(getattr(layer, pname)) not in where
+        ]
+        if missing:
+            shapes = {tuple(p.shape) for _, p in missing}
+            lookalikes = sum(tuple(p.shape) in shapes for g in optimizer.param_groups for p in g["params"])
+            hint = (
+                f" It holds {lookalikes} other tensors of the same shapes: probably the adapters of another "
+                "copy of the model, or parameters from before a load or resize."
+                if lookalikes
+                else ""
+            )
+            raise ValueError(
+                f"the optimizer does not hold the L1RA parameters {[n for n, _ in missing][:6]}"
+                f"{' ...' if len(missing) > 6 else ''} ({len(missing)} missing).{hint} Create the optimizer "
+                "from model.parameters() after inject_adapters/load_adapters (other parameters may be in it "
+                "too), and let the controller resize it: never rebuild adapters behind its back."
+            )
+        for name, layer in self.adapters.items():
+            for pname in RANK_DIMS:
+                param = getattr(layer, pname)
+                for key, value in optimizer.state.get(param, {}).items():
+                    if torch.is_tensor(value) and value.shape != param.shape and value.numel() > 1:
+                        raise ValueError(
+                            f"optimizer state {key!r} of {name}.{pname} has shape {tuple(value.shape)}, not the "
+                            f"parameter's {tuple(param.shape)}, so it cannot be resized. L1RA supports "
+                            "optimizers whose per-parameter state is scalars or parameter-shaped tensors "
+                            "(SGD, Adam, AdamW, RMSprop, Adagrad, ...)"
+                        )
+        return where
+
+
+def _swap_parameter(
+    optimizer: torch.optim.Optimizer,
+    location: tuple[dict[str, Any], int],
+    old: nn.Parameter,
+    new: nn.Parameter,
+    keep: torch.Tensor,
+    n_new: int,
+    dim: int,
+) -> None:
+    """Put ``new`` where ``old`` was in the optimizer, carrying over the state of the kept components and
+    zero state for the new ones. Scalar state (e.g. Adam's step) is kept as is."""
+    group, index = location
+    group["params"][index] = new
+    state = optimizer.state.pop(old, None)
+    if not state:
+        return
+    resized = {}
+    for key, value in state.items():
+        if torch.is_tensor(value) and value.shape == old.shape:
+            tail_shape = list(value.shape)
+            tail_shape[dim] = n_new
+            tail = torch.zeros(tail_shape, dtype=value.dtype, device=value.device)
+            value = take_and_extend(value, keep.to(value.device), dim, tail)
+        resized[key] = value
+    optimizer.state[new] = resized

@@ -1,0 +1,183 @@
+"""The L1RA adapter layer: y = W x + (alpha / r0) * B diag(c) A x around a frozen linear layer.
+
+The layer never forms B A during training (two thin matmuls instead), keeps its factors on the device and
+in the dtype of the wrapped layer, and can change its rank in place (:meth:`L1RALayer.resize`) while
+leaving its output unchanged, which is what the L1RA controller needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["L1RALayer", "RANK_DIMS", "is_supported_base", "linear_shape", "kaiming_rows", "take_and_extend"]
+
+#: The dimension along which each adapter parameter has one entry per rank component.
+RANK_DIMS: dict[str, int] = {"lora_A": 0, "lora_B": 1, "gate": 0}
+
+
+def is_supported_base(module: nn.Module) -> bool:
+    """True for ``nn.Linear`` and for GPT-2 style ``Conv1D`` (a linear layer that stores W transposed)."""
+    return isinstance(module, nn.Linear) or _is_conv1d(module)
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    # transformers.pytorch_utils.Conv1D, detected by duck typing so transformers stays optional.
+    weight = getattr(module, "weight", None)
+    return (
+        type(module).__name__ == "Conv1D"
+        and isinstance(weight, torch.Tensor)
+        and weight.dim() == 2
+        and getattr(module, "nf", None) == weight.shape[1]
+    )
+
+
+def linear_shape(module: nn.Module) -> tuple[int, int]:
+    """(in_features, out_features) of a supported base layer."""
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    if _is_conv1d(module):
+        return module.weight.shape[0], module.weight.shape[1]
+    raise TypeError(
+        f"L1RA adapters wrap nn.Linear or transformers Conv1D layers, not {type(module).__name__}"
+    )
+
+
+def kaiming_rows(
+    n: int, in_features: int, *, device: torch.device, dtype: torch.dtype, generator: torch.Generator | None
+) -> torch.Tensor:
+    """``n`` fresh rows of A with LoRA's initialisation (Kaiming uniform, a = sqrt(5), fan_in = in_features).
+
+    Drawn on the CPU in float32 so that a CPU ``generator`` gives the same values on every device.
+    """
+    rows = torch.empty(n, in_features, dtype=torch.float32)
+    if n:
+        nn.init.kaiming_uniform_(rows, a=math.sqrt(5), generator=generator)
+    return rows.to(device=device, dtype=dtype)
+
+
+def take_and_extend(tensor: torch.Tensor, keep: torch.Tensor, dim: int, tail: torch.Tensor) -> torch.Tensor:
+    """Select the components ``keep`` of ``tensor`` along ``dim`` and append ``tail`` after them."""
+    return torch.cat([tensor.index_select(dim, keep), tail], dim=dim)
+
+
+class L1RALayer(nn.Module):
+    """A frozen linear layer plus a gated low-rank update.
+
+    Args:
+        base_layer: the ``nn.Linear`` or ``Conv1D`` to adapt. Its parameters are frozen.
+        rank: current number of components (rows of A, columns of B, entries of the gate).
+        r0: the initial rank of the run; the scale ``alpha / r0`` never changes with the rank.
+        alpha: LoRA alpha.
+        dropout: dropout probability on the adapter input.
+        generator: CPU generator for A's initialisation (``None``: torch's global RNG).
+
+    Parameters ``lora_A`` (rank x in), ``lora_B`` (out x rank) and ``gate`` (rank) are trainable; B starts
+    at zero and the gate at one, so a fresh adapter leaves the model's output unchanged.
+    """
+
+    def __init__(
+        self,
+        base_layer: nn.Module,
+        rank: int,
+        r0: int,
+        alpha: float,
+        dropout: float = 0.0,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear_shape(base_layer)
+        self.fan_in_fan_out = _is_conv1d(base_layer)
+        self.base_layer = base_layer
+        for p in base_layer.parameters():
+            p.requires_grad_(False)
+        self.r0 = r0
+        self.alpha = alpha
+        self.scaling = alpha / r0
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        weight = base_layer.weight
+        factory = {"device": weight.device, "dtype": weight.dtype}
+        self.lora_A = nn.Parameter(kaiming_rows(rank, self.in_features, generator=generator, **factory))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank, **factory))
+        self.gate = nn.Parameter(torch.ones(rank, **factory))
+        self.merged = False
+
+    @property
+    def rank(self) -> int:
+        """Current number of components."""
+        return self.gate.shape[0]
+
+    @property
+    def max_rank(self) -> int:
+        """The largest useful rank, min(in_features, out_features)."""
+        return min(self.in_features, self.out_features)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, "
+            f"r0={self.r0}, alpha={self.alpha}, merged={self.merged}"
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base_layer(x)
+        if self.merged:
+            return y
+        h = F.linear(self.dropout(x), self.lora_A)
+        return y + F.linear(h * (self.gate * self.scaling), self.lora_B)
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update (alpha / r0) * B diag(c) A, in the base weight's layout (transposed for Conv1D)."""
+        delta = (self.lora_B * (self.gate * self.scaling)) @ self.lora_A
+        return delta.T if self.fan_in_fan_out else delta
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Add the update into the base weight, so inference costs one matmul. Undo with :meth:`unmerge`."""
+        if self.merged:
+            raise RuntimeError("adapter is already merged; call unmerge() first")
+        weight = self.base_layer.weight
+        weight.add_(self.delta_weight().to(weight.dtype))
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Subtract the update from the base weight again (exact up to floating-point rounding)."""
+        if not self.merged:
+            raise RuntimeError("adapter is not merged; nothing to unmerge")
+        weight = self.base_layer.weight
+        weight.sub_(self.delta_weight().to(weight.dtype))
+        self.merged = False
+
+    @torch.no_grad()
+    def resize(
+        self, keep: torch.Tensor, n_new: int, *, generator: torch.Generator | None = None
+    ) -> list[tuple[nn.Parameter, nn.Parameter, int]]:
+        """Keep the components ``keep`` (sorted indices) and append ``n_new`` fresh ones.
+
+        Surviving components keep their values; new ones get gate 1, a fresh Kaiming row of A and a zero
+        column of B, so the output only changes by the pruned components' contribution (zero when their
+        gates are zero). The parameters are replaced by new ``nn.Parameter`` objects.
+
+        Returns:
+            ``(old_parameter, new_parameter, rank_dim)`` for A, B and the gate, for optimizer bookkeeping.
+        """
+        if self.merged:
+            raise RuntimeError("cannot resize a merged adapter; call unmerge() first")
+        keep = keep.to(device=self.gate.device, dtype=torch.long)
+        factory = {"device": self.gate.device, "dtype": self.gate.dtype}
+        tails = {
+            "lora_A": kaiming_rows(n_new, self.in_features, generator=generator, **factory),
+            "lora_B": torch.zeros(self.out_features, n_new, **factory),
+            "gate": torch.ones(n_new, **factory),
+        }
+        swaps = []
+        for name, dim in RANK_DIMS.items():
+            old = getattr(self, name)
+            new = nn.Parameter(take_and_extend(old.detach(), keep, dim, tails[name]), requires_grad=old.requires_grad)
+            setattr(self, name, new)
+            swaps.append((old, new, dim))
+        return swaps

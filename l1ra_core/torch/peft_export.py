@@ -1,0 +1,89 @@
+"""Export L1RA adapters as a standard PEFT LoRA adapter, loadable with ``peft.PeftModel.from_pretrained``.
+
+The gates are folded into A (A' = diag(c) A), each module gets its own rank through ``rank_pattern``, and
+``alpha_pattern`` sets alpha_i = alpha * r_i / r0 so that PEFT's per-module scale alpha_i / r_i equals the
+L1RA scale alpha / r0. PEFT itself is not needed to export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from ._atomic import atomic_write, atomic_write_text
+from .config import L1RAConfig
+from .model import adapter_layers
+
+__all__ = ["export_peft"]
+
+
+def export_peft(
+    model: nn.Module,
+    config: L1RAConfig,
+    directory: str | os.PathLike[str],
+    *,
+    base_model_name_or_path: str | None = None,
+    task_type: str | None = None,
+) -> Path:
+    """Write ``adapter_config.json`` and ``adapter_model.safetensors`` for PEFT's LoRA to ``directory``.
+
+    Adapters at rank 0 are left out (they contribute nothing). ``model`` keeps its adapters; the export
+    reads the unmerged factors, so it is correct whether or not the adapters are merged.
+
+    Args:
+        model: the model carrying L1RA adapters (not wrapped in a PEFT model).
+        config: the run's configuration (alpha, r0, dropout).
+        directory: output directory, created if needed.
+        base_model_name_or_path: recorded in the PEFT config, e.g. the Hub id of the base model.
+        task_type: PEFT task type (e.g. ``"FEATURE_EXTRACTION"``); ``None`` loads with a plain ``PeftModel``.
+
+    Returns:
+        The directory.
+    """
+    adapters = {name: layer for name, layer in adapter_layers(model).items() if layer.rank > 0}
+    if not adapters:
+        raise ValueError(
+            f"{type(model).__name__} has no L1RA adapters (of rank > 0) to export; inject_adapters or "
+            "load_adapters first"
+        )
+    conv1d = {layer.fan_in_fan_out for layer in adapters.values()}
+    if len(conv1d) > 1:
+        raise ValueError(
+            "PEFT's LoRA config has one fan_in_fan_out flag for all modules, but these adapters wrap both "
+            "nn.Linear and Conv1D layers; export them as two adapters with different target modules"
+        )
+    tensors = {}
+    with torch.no_grad():
+        for name, layer in adapters.items():
+            prefix = f"base_model.model.{name}"
+            tensors[f"{prefix}.lora_A.weight"] = (layer.gate[:, None] * layer.lora_A).cpu().contiguous()
+            tensors[f"{prefix}.lora_B.weight"] = layer.lora_B.detach().cpu().contiguous()
+    # PEFT matches pattern keys as regexes against the module name (suffix match): escape the names.
+    peft_config = {
+        "peft_type": "LORA",
+        "task_type": task_type,
+        "base_model_name_or_path": base_model_name_or_path,
+        "r": config.r,
+        "lora_alpha": config.alpha,
+        "lora_dropout": config.dropout,
+        "target_modules": sorted(adapters),
+        "rank_pattern": {re.escape(name): layer.rank for name, layer in adapters.items()},
+        "alpha_pattern": {re.escape(name): config.alpha * layer.rank / config.r for name, layer in adapters.items()},
+        "fan_in_fan_out": conv1d.pop(),
+        "bias": "none",
+        "use_rslora": False,
+        "use_dora": False,
+        "init_lora_weights": True,
+        "inference_mode": True,
+        "modules_to_save": None,
+    }
+    directory = Path(directory)
+    atomic_write(directory / "adapter_model.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write_text(directory / "adapter_config.json", json.dumps(peft_config, indent=2, sort_keys=True) + "\n")
+    return directory
