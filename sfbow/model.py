@@ -7,6 +7,7 @@ is gather work done by a Numba kernel (:mod:`sfbow._kernels`).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sfbow import _kernels, _persistence
+from sfbow._native_tokenizer import NativeVocabulary
 from sfbow._validation import check_positive_int
 from sfbow.tokenize import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe
@@ -90,21 +92,26 @@ class SFBoW:
 
     def encode(self, sentences: Sequence[str] | Sequence[Sequence[str]], *,
                pretokenized: bool = False, batch_size: int = 65_536,
-               show_progress: bool | None = None) -> np.ndarray:
+               show_progress: bool | None = None, n_threads: int | None = None) -> np.ndarray:
         """Encode sentences into an ``(n, K)`` float32 array, one row per input, in order.
 
         A sentence with no known word (empty, only unknown tokens) encodes to the zero vector.
         With ``pretokenized=True`` each item is a list of tokens, used as given. A progress bar shows
         on a terminal for inputs of :data:`PROGRESS_THRESHOLD` sentences or more, unless
-        ``show_progress`` says otherwise.
+        ``show_progress`` says otherwise. Batches of ``batch_size`` sentences stream through the
+        tokeniser and the kernel, so memory beyond the output stays bounded. ``n_threads`` threads
+        share each batch (default: all CPUs, see :func:`sfbow._kernels.num_threads`).
         """
         sentences = _check_sentences(sentences, pretokenized)
         batch_size = check_positive_int(batch_size, "batch_size")
+        if n_threads is not None:
+            n_threads = check_positive_int(n_threads, "n_threads")
         n = len(sentences)
         out = np.empty((n, self.dim), dtype=np.float32)
         if show_progress is None:
             show_progress = n >= PROGRESS_THRESHOLD
-        with tqdm(total=n, unit="sent", disable=not show_progress or None, desc="encode") as bar:
+        with tqdm(total=n, unit="sent", disable=not show_progress or None, desc="encode") as bar, \
+                _kernels.num_threads(n_threads):
             for start in range(0, n, batch_size):
                 batch = sentences[start:start + batch_size]
                 ids, offsets = self._token_ids(batch, pretokenized)
@@ -113,7 +120,13 @@ class SFBoW:
         return out
 
     def _token_ids(self, sentences: Sequence[Any], pretokenized: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Table rows of each sentence's known tokens, in CSR form ``(ids, offsets)``."""
+        """Table rows of each sentence's known tokens, in CSR form ``(ids, offsets)``.
+
+        Raw strings under the default tokenizer take the compiled path (same ids, about 10x faster);
+        a custom tokenizer or pre-tokenised input goes through Python.
+        """
+        if not pretokenized and self.tokenizer is tokenize:
+            return self._native_vocabulary.token_ids(sentences)
         get = self.vectors.index.get
         tokenizer = self.tokenizer
         ids: list[int] = []
@@ -124,6 +137,11 @@ class SFBoW:
             ids.extend(row for row in map(get, tokens) if row is not None)
             offsets[i + 1] = len(ids)
         return np.asarray(ids, dtype=np.int64), offsets
+
+    @functools.cached_property
+    def _native_vocabulary(self) -> NativeVocabulary:
+        """The vocabulary as a Numba hash table for the default tokenizer, built on first use."""
+        return NativeVocabulary(self.vectors.index)
 
     # -- persistence -----------------------------------------------------------------------------
 

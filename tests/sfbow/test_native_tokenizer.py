@@ -9,11 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sfbow import SFBoW
 from sfbow._native_tokenizer import NativeVocabulary
 from sfbow.tokenize import tokenize
-from sfbow.vectors import default_vectors
-
-STS_DIR = Path("/work/shared/sts/stsbenchmark")
 
 
 def python_ids(sentences: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -35,8 +33,8 @@ def assert_same_ids(vocabulary: NativeVocabulary, sentences: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def glove() -> NativeVocabulary:
-    return NativeVocabulary(default_vectors().index)
+def glove(default_model: SFBoW) -> NativeVocabulary:
+    return NativeVocabulary(default_model.vectors.index)
 
 
 # A small vocabulary with look-alikes (case, prefixes, non-ASCII, punctuation, underscores) in a
@@ -69,10 +67,10 @@ def test_empty_vocabulary_entries_and_batches() -> None:
     assert_same_ids(vocabulary, ["", "only Only ONLY", "none"])
 
 
-def test_real_sentences(glove: NativeVocabulary) -> None:
+def test_real_sentences(glove: NativeVocabulary, stsb_dir: Path) -> None:
     sentences = []
     for name in ("sts-train.csv", "sts-dev.csv", "sts-test.csv"):
-        for line in (STS_DIR / name).read_text(encoding="utf-8").splitlines():
+        for line in (stsb_dir / name).read_text(encoding="utf-8").splitlines():
             sentences.extend(line.split("\t")[5:7])
     assert any(not s.isascii() for s in sentences)
     assert_same_ids(glove, sentences)
