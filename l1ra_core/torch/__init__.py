@@ -2,11 +2,11 @@
 
 Typical use::
 
-    from l1ra_core.torch import L1RAConfig, L1RAController, inject_adapters
+    from l1ra_core.torch import L1RAConfig, L1RAController, adapter_parameter_groups, inject_adapters
 
     config = L1RAConfig(target_modules=["query", "value"], r=8, alpha=16, update_fraction=0.1)
     inject_adapters(model, config)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    optimizer = torch.optim.AdamW(adapter_parameter_groups(model, lr=1e-3, gate_lr=2e-2))
     controller = L1RAController(model, config, optimizer, total_steps=1000)
     for batch in loader:            # any loop: the controller runs after every optimizer.step()
         loss = compute_loss(model, batch)
@@ -29,6 +29,7 @@ from .controller import L1RAController
 from .layer import L1RALayer
 from .model import (
     adapter_layers,
+    adapter_parameter_groups,
     find_target_modules,
     inject_adapters,
     merge_adapters,
@@ -37,22 +38,24 @@ from .model import (
     unmerge_adapters,
 )
 from .peft_export import export_peft
-from .plot import plot_rank_heatmap, rank_grid
+from .plot import module_type, plot_rank_heatmap, report_ranks
 
 __all__ = [
     "L1RAConfig",
     "L1RAController",
     "L1RALayer",
     "adapter_layers",
+    "adapter_parameter_groups",
     "export_peft",
     "find_target_modules",
     "inject_adapters",
     "load_adapters",
     "load_training_state",
     "merge_adapters",
+    "module_type",
     "plot_rank_heatmap",
-    "rank_grid",
     "rank_pattern",
+    "report_ranks",
     "save_adapters",
     "save_training_state",
     "unload_adapters",

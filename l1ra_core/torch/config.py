@@ -79,8 +79,8 @@ class L1RAConfig:
         _check(self.l1_lambda >= 0, f"l1_lambda must be >= 0, got {self.l1_lambda!r}")
         _check(self.gate_lr is None or self.gate_lr >= 0, f"gate_lr must be None or >= 0, got {self.gate_lr!r}")
         _check(0.0 <= self.threshold < 1.0, f"threshold must be in [0, 1), got {self.threshold!r}")
-        _check(isinstance(self.min_rank, int) and self.min_rank >= 0,
-               f"min_rank must be an int >= 0, got {self.min_rank!r}")
+        _check(isinstance(self.min_rank, int) and self.min_rank >= 1,
+               f"min_rank must be an int >= 1, got {self.min_rank!r}")
         if self.update_interval is not None and self.update_fraction is not None:
             # update_fraction has a default, so an explicit interval overrides it.
             object.__setattr__(self, "update_fraction", None)

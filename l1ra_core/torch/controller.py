@@ -20,6 +20,7 @@ import l1ra_core
 from .config import L1RAConfig
 from .layer import RANK_DIMS, L1RALayer, take_and_extend
 from .model import adapter_layers, rank_pattern
+from .plot import report_ranks
 
 __all__ = ["L1RAController"]
 
@@ -139,7 +140,9 @@ class L1RAController:
             raise RuntimeError("no optimizer attached; call controller.attach(optimizer) first")
         self.step_count += 1
         self._proximal_step()
-        if self._schedule.is_due(self.step_count):
+        # New components added at or after the last planned step could never train: skip that one.
+        at_end = self.total_steps is not None and self.step_count >= self.total_steps
+        if not at_end and self._schedule.is_due(self.step_count):
             return self.reallocate()
         return None
 
@@ -178,7 +181,7 @@ class L1RAController:
         if changed:
             where = self._locate(optimizer)
             for adapter_plan in changed:
-                keep = torch.as_tensor(np.asarray(adapter_plan.keep, dtype=np.int64))
+                keep = torch.from_numpy(np.array(adapter_plan.keep, dtype=np.int64))
                 swaps = self.adapters[adapter_plan.name].resize(keep, adapter_plan.n_new, generator=self.generator)
                 for old, new, dim in swaps:
                     _swap_parameter(optimizer, where[id(old)], old, new, keep, adapter_plan.n_new, dim)
@@ -189,7 +192,7 @@ class L1RAController:
 
     def rank_report(self) -> Any:
         """``l1ra_core.rank_report`` of the current ranks (totals per module type and per layer)."""
-        return l1ra_core.rank_report(self.ranks)
+        return report_ranks(self.ranks)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly: step, budget, schedule length, rank log, RNG state."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ from .layer import L1RALayer, is_supported_base
 
 __all__ = [
     "adapter_layers",
+    "adapter_parameter_groups",
     "find_target_modules",
     "inject_adapters",
     "merge_adapters",
@@ -102,6 +104,24 @@ def inject_at_ranks(model: nn.Module, config: L1RAConfig, ranks: Mapping[str, in
 def adapter_layers(model: nn.Module) -> dict[str, L1RALayer]:
     """The model's L1RA adapters by qualified name, in model order."""
     return {name: m for name, m in model.named_modules() if isinstance(m, L1RALayer)}
+
+
+def adapter_parameter_groups(
+    model: nn.Module, *, lr: float, gate_lr: float, weight_decay: float = 0.0
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups for the adapters: the factors A and B at ``lr`` and ``weight_decay``,
+    the gates at ``gate_lr`` with no weight decay (the L1 step is their only shrinkage).
+
+    Gates start at 1 and must be able to reach 0 within a fraction of training, so they usually want a
+    much larger learning rate than the factors (e.g. 1e-2 to 1e-1 for a few hundred steps); the
+    controller's proximal step uses the gates' group lr unless ``config.gate_lr`` is set.
+    """
+    adapters = _require_adapters(model).values()
+    return [
+        {"params": [p for layer in adapters for p in (layer.lora_A, layer.lora_B)], "lr": lr,
+         "weight_decay": weight_decay},
+        {"params": [layer.gate for layer in adapters], "lr": gate_lr, "weight_decay": 0.0},
+    ]
 
 
 def rank_pattern(model: nn.Module) -> dict[str, int]:
