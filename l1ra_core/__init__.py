@@ -9,8 +9,17 @@ This package holds that maths as plain NumPy functions; it never imports a deep-
 framework. Inputs may be anything ``numpy.asarray`` accepts, CPU tensors included.
 
 - :func:`allocate` -> :class:`AllocationPlan`: the prune-and-reassign step.
+- :func:`soft_threshold`, :func:`prox_l1`, :func:`prox_elastic_net`: the proximal steps.
 """
 
 from l1ra_core.allocation import AdapterPlan, AllocationPlan, allocate
+from l1ra_core.proximal import prox_elastic_net, prox_l1, soft_threshold
 
-__all__ = ["AdapterPlan", "AllocationPlan", "allocate"]
+__all__ = [
+    "AdapterPlan",
+    "AllocationPlan",
+    "allocate",
+    "prox_elastic_net",
+    "prox_l1",
+    "soft_threshold",
+]
