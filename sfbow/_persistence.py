@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sfbow._atomic import atomic_write
 from sfbow.tokenize import tokenize
 
 if TYPE_CHECKING:
@@ -52,17 +52,8 @@ def save_model(path: str | os.PathLike[str], model: SFBoW) -> None:
         "sha256": {name: _digest(array) for name, array in arrays.items()},
     }
     arrays["metadata"] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as stream:
+        np.savez(stream, **arrays)
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
@@ -81,7 +72,9 @@ def load_model(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray, np.
             if missing:
                 raise ModelFileError(f"{path} lacks the arrays {sorted(missing)}")
             arrays = {name: archive[name] for name in _ARRAYS}
-    except (zipfile.BadZipFile, EOFError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:  # JSON and Unicode errors too
         raise ModelFileError(f"{path} is not a readable sfbow model file (truncated or corrupt?): {exc}") from exc
     for name, dtype in _ARRAYS.items():
         if arrays[name].dtype != dtype:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sfbow._validation import check_finite_matrix
+from sfbow._validation import check_finite_matrix, check_positive_int
 
 __all__ = ["WordVectors", "default_vectors"]
 
@@ -93,33 +93,59 @@ class WordVectors:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, binary: bool = False,
-                  no_header: bool | None = None, limit: int | None = None) -> WordVectors:
-        """Read a word2vec text/binary file or a GloVe text file (no header line) with gensim.
+                  limit: int | None = None) -> WordVectors:
+        """Read a word2vec text or binary file, or a GloVe text file (word2vec text without the
+        ``"<count> <dim>"`` header line). ``limit`` keeps only the first ``limit`` words.
 
-        ``no_header`` is detected from the first line when ``None``: a GloVe file starts with a word,
-        a word2vec text file with ``"<count> <dim>"``. ``limit`` keeps only the first rows.
+        Text files are checked line by line: a row with the wrong number of values or a value that
+        is not a number is an error naming the line, never silently padded or dropped.
         """
-        from gensim.models import KeyedVectors
-
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"vectors file not found: {path}")
-        if no_header is None:
-            no_header = False if binary else not _has_word2vec_header(path)
+        if limit is not None:
+            limit = check_positive_int(limit, "limit")
+        if not binary:
+            return cls(*_read_text_vectors(path, limit))
+        from gensim.models import KeyedVectors
+
         try:
-            kv = KeyedVectors.load_word2vec_format(
-                str(path), binary=binary, no_header=no_header, limit=limit
-            )
+            kv = KeyedVectors.load_word2vec_format(str(path), binary=True, limit=limit)
         except (ValueError, EOFError, UnicodeDecodeError) as exc:
-            kind = "word2vec binary" if binary else ("GloVe text" if no_header else "word2vec text")
-            raise ValueError(f"cannot read {path} as a {kind} vectors file: {exc}") from exc
+            raise ValueError(f"cannot read {path} as a word2vec binary vectors file: {exc}") from exc
         return cls.from_keyed_vectors(kv)
 
 
-def _has_word2vec_header(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        first = handle.readline().split()
-    return len(first) == 2 and all(part.isdigit() for part in first)
+def _read_text_vectors(path: Path, limit: int | None) -> tuple[list[str], np.ndarray]:
+    """Parse a word2vec/GloVe text file. A word may contain spaces (GloVe 840B has a few): the last
+    ``dim`` fields of a line are the vector, the rest is the word."""
+    words: list[str] = []
+    rows: list[list[str]] = []
+    announced, dim = None, 0
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.rstrip("\r\n").rstrip(" ").split(" ")
+            if number == 1 and len(fields) == 2 and all(f.isdigit() for f in fields):
+                announced, dim = int(fields[0]), int(fields[1])
+                continue
+            if fields == [""]:
+                continue
+            dim = dim or len(fields) - 1
+            if dim == 0 or len(fields) < dim + 1:
+                raise ValueError(f"{path}:{number}: expected a word and {dim} numbers, got {len(fields) - 1} fields")
+            words.append(" ".join(fields[:-dim]))
+            rows.append(fields[-dim:])
+            if limit is not None and len(words) == limit:
+                break
+    if not words:
+        raise ValueError(f"{path} holds no word vectors")
+    if announced is not None and limit is None and len(words) != announced:
+        raise ValueError(f"{path}: its header announces {announced} words but it has {len(words)} (truncated?)")
+    try:
+        matrix = np.array(rows, dtype=np.float32)
+    except ValueError as exc:
+        raise ValueError(f"{path}: a vector value is not a number: {exc}") from None
+    return words, matrix
 
 
 def as_word_vectors(source: Any) -> WordVectors:
