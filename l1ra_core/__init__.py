@@ -10,15 +10,19 @@ framework. Inputs may be anything ``numpy.asarray`` accepts, CPU tensors include
 
 - :func:`allocate` -> :class:`AllocationPlan`: the prune-and-reassign step.
 - :func:`soft_threshold`, :func:`prox_l1`, :func:`prox_elastic_net`: the proximal steps.
+- :class:`ReallocationSchedule`, :func:`lambda_schedule`: when to reallocate, how hard to shrink.
 """
 
 from l1ra_core.allocation import AdapterPlan, AllocationPlan, allocate
 from l1ra_core.proximal import prox_elastic_net, prox_l1, soft_threshold
+from l1ra_core.schedules import ReallocationSchedule, lambda_schedule
 
 __all__ = [
     "AdapterPlan",
     "AllocationPlan",
+    "ReallocationSchedule",
     "allocate",
+    "lambda_schedule",
     "prox_elastic_net",
     "prox_l1",
     "soft_threshold",
