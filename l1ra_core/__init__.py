@@ -11,19 +11,26 @@ framework. Inputs may be anything ``numpy.asarray`` accepts, CPU tensors include
 - :func:`allocate` -> :class:`AllocationPlan`: the prune-and-reassign step.
 - :func:`soft_threshold`, :func:`prox_l1`, :func:`prox_elastic_net`: the proximal steps.
 - :class:`ReallocationSchedule`, :func:`lambda_schedule`: when to reallocate, how hard to shrink.
+- :func:`adapter_singular_values`, :func:`energy_kept`, :func:`truncate_adapter`,
+  :func:`spectral_budget`: spectra of ``B diag(c) A`` without forming it.
 """
 
 from l1ra_core.allocation import AdapterPlan, AllocationPlan, allocate
 from l1ra_core.proximal import prox_elastic_net, prox_l1, soft_threshold
 from l1ra_core.schedules import ReallocationSchedule, lambda_schedule
+from l1ra_core.spectra import adapter_singular_values, energy_kept, spectral_budget, truncate_adapter
 
 __all__ = [
     "AdapterPlan",
     "AllocationPlan",
     "ReallocationSchedule",
+    "adapter_singular_values",
     "allocate",
+    "energy_kept",
     "lambda_schedule",
     "prox_elastic_net",
     "prox_l1",
     "soft_threshold",
+    "spectral_budget",
+    "truncate_adapter",
 ]
