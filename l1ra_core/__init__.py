@@ -13,16 +13,20 @@ framework. Inputs may be anything ``numpy.asarray`` accepts, CPU tensors include
 - :class:`ReallocationSchedule`, :func:`lambda_schedule`: when to reallocate, how hard to shrink.
 - :func:`adapter_singular_values`, :func:`energy_kept`, :func:`truncate_adapter`,
   :func:`spectral_budget`: spectra of ``B diag(c) A`` without forming it.
+- :func:`rank_report` -> :class:`RankReport`: where the rank went, by layer and module type.
 """
 
 from l1ra_core.allocation import AdapterPlan, AllocationPlan, allocate
 from l1ra_core.proximal import prox_elastic_net, prox_l1, soft_threshold
+from l1ra_core.report import RankEntry, RankReport, rank_report
 from l1ra_core.schedules import ReallocationSchedule, lambda_schedule
 from l1ra_core.spectra import adapter_singular_values, energy_kept, spectral_budget, truncate_adapter
 
 __all__ = [
     "AdapterPlan",
     "AllocationPlan",
+    "RankEntry",
+    "RankReport",
     "ReallocationSchedule",
     "adapter_singular_values",
     "allocate",
@@ -30,6 +34,7 @@ __all__ = [
     "lambda_schedule",
     "prox_elastic_net",
     "prox_l1",
+    "rank_report",
     "soft_threshold",
     "spectral_budget",
     "truncate_adapter",
