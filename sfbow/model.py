@@ -27,6 +27,9 @@ __all__ = ["SFBoW"]
 #: Inputs at least this long show a progress bar by default (on a terminal).
 PROGRESS_THRESHOLD = 100_000
 
+#: How memberships are stored, see :class:`SFBoW`.
+MEMBERSHIPS = ("float32", "float16", "on-the-fly")
+
 
 class SFBoW:
     """A Static Fuzzy Bag-of-Words sentence encoder.
@@ -50,14 +53,22 @@ class SFBoW:
         Seed of the random universe strategies.
     n_words:
         How many of the most frequent words the data-driven universes are fitted on.
+    memberships:
+        How the vocabulary x K membership table is kept. ``"float32"``: precomputed (fastest).
+        ``"float16"``: precomputed at half the memory; sentence vectors are the float16-rounded
+        memberships, max-pooled exactly (needs ``clip=True``). ``"on-the-fly"``: no table; each
+        batch computes the memberships of the words it uses (for vocabularies whose table would
+        not fit; equal to ``"float32"`` up to float rounding, slower).
     """
 
     def __init__(self, vectors: Any = None, universe: str | Any = "pca", *, k: int | None = None,
                  normalize: bool = True, clip: bool = True, tokenizer: Tokenizer | None = None,
-                 random_state: int = 0, n_words: int = DEFAULT_N_WORDS) -> None:
+                 random_state: int = 0, n_words: int = DEFAULT_N_WORDS,
+                 memberships: str = "float32") -> None:
         self.vectors: WordVectors = as_word_vectors(vectors)
         self.normalize = bool(normalize)
         self.clip = bool(clip)
+        self.memberships = _check_memberships(memberships, self.clip)
         self.tokenizer: Tokenizer = tokenize if tokenizer is None else tokenizer
         if not callable(self.tokenizer):
             raise TypeError(f"tokenizer must be a callable str -> list[str], got {type(tokenizer).__name__}")
@@ -82,11 +93,19 @@ class SFBoW:
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         return matrix / np.where(norms == 0, 1, norms).astype(np.float32)
 
-    def _membership_table(self) -> np.ndarray:
-        table = self._word_matrix() @ self.universe.T
+    def _membership_table(self) -> np.ndarray | None:
+        """The table of :attr:`memberships`; for ``"on-the-fly"`` keep the word matrix instead."""
+        if self.memberships == "on-the-fly":
+            self._membership_words = self._word_matrix()
+            return None
+        table = self._memberships_of(self._word_matrix())
+        return np.ascontiguousarray(table, dtype=np.float16 if self.memberships == "float16" else np.float32)
+
+    def _memberships_of(self, word_rows: np.ndarray) -> np.ndarray:
+        table = word_rows @ self.universe.T
         if self.clip:
             np.maximum(table, 0, out=table)
-        return np.ascontiguousarray(table, dtype=np.float32)
+        return table
 
     # -- encoding --------------------------------------------------------------------------------
 
@@ -115,9 +134,23 @@ class SFBoW:
             for start in range(0, n, batch_size):
                 batch = sentences[start:start + batch_size]
                 ids, offsets = self._token_ids(batch, pretokenized)
-                _kernels.max_pool(self.table, ids, offsets, out[start:start + len(batch)])
+                self._max_pool(ids, offsets, out[start:start + len(batch)])
                 bar.update(len(batch))
         return out
+
+    def _max_pool(self, ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
+        """Max-pool each sentence's membership rows into ``out`` (float32), per :attr:`memberships`."""
+        if self.memberships == "float32":
+            _kernels.max_pool(self.table, ids, offsets, out)
+        elif self.memberships == "float16":
+            # Non-negative float16 values order like their bit patterns: pool those as uint16.
+            pooled = np.empty(out.shape, np.uint16)
+            _kernels.max_pool(self.table.view(np.uint16), ids, offsets, pooled)
+            out[:] = pooled.view(np.float16)
+        else:
+            rows, local_ids = np.unique(ids, return_inverse=True)
+            table = np.ascontiguousarray(self._memberships_of(self._membership_words[rows]), dtype=np.float32)
+            _kernels.max_pool(table, local_ids.astype(np.int64, copy=False), offsets, out)
 
     def _token_ids(self, sentences: Sequence[Any], pretokenized: bool) -> tuple[np.ndarray, np.ndarray]:
         """Table rows of each sentence's known tokens, in CSR form ``(ids, offsets)``.
@@ -150,17 +183,30 @@ class SFBoW:
         _persistence.save_model(path, self)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None) -> SFBoW:
-        """Read a model written by :meth:`save`, validating its format, shapes and checksums."""
+    def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None,
+             memberships: str = "float32") -> SFBoW:
+        """Read a model written by :meth:`save`, validating its format, shapes and checksums.
+
+        ``memberships`` is a run-time choice, not saved (see :class:`SFBoW`).
+        """
         words, matrix, universe, meta = _persistence.load_model(path)
         model = cls.__new__(cls)
         model.vectors = WordVectors(words, matrix)
         model.normalize, model.clip = meta["normalize"], meta["clip"]
+        model.memberships = _check_memberships(memberships, model.clip)
         model.strategy = meta["strategy"]
         model.tokenizer = tokenize if tokenizer is None else tokenizer
         model.universe = universe
         model.table = model._membership_table()
         return model
+
+
+def _check_memberships(memberships: str, clip: bool) -> str:
+    if memberships not in MEMBERSHIPS:
+        raise ValueError(f"memberships must be one of {', '.join(map(repr, MEMBERSHIPS))}, got {memberships!r}")
+    if memberships == "float16" and not clip:
+        raise ValueError("memberships='float16' needs clip=True (it pools non-negative values as bit patterns)")
+    return memberships
 
 
 def _check_sentences(sentences: Any, pretokenized: bool) -> Sequence[Any]:

@@ -61,3 +61,34 @@ def test_generated_sentences_match_reference(default_model: SFBoW, sentences: li
                                             n_threads: int) -> None:
     got = default_model.encode(sentences, batch_size=batch_size, n_threads=n_threads)
     assert np.array_equal(got, reference(default_model, sentences))
+
+
+@pytest.fixture(scope="module")
+def variants(default_model: SFBoW) -> dict[str, SFBoW]:
+    """The default model's vectors and universe, with each way of keeping memberships."""
+    return {kind: SFBoW(default_model.vectors, default_model.universe, memberships=kind)
+            for kind in ("float32", "float16", "on-the-fly")}
+
+
+def test_float16_table_is_the_reference_on_rounded_memberships(variants: dict[str, SFBoW], stsb_dir: Path) -> None:
+    model = variants["float16"]
+    sentences = sts_sentences(stsb_dir)[:3000] + ["", "zzqx"]
+    assert model.table.dtype == np.float16 and model.table.nbytes * 2 == variants["float32"].table.nbytes
+    want = reference_encode(map(tokenize, sentences), model.vectors.index, model.table.astype(np.float32))
+    got = model.encode(sentences, batch_size=500)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_on_the_fly_memberships_match_the_table(variants: dict[str, SFBoW], stsb_dir: Path) -> None:
+    model = variants["on-the-fly"]
+    sentences = sts_sentences(stsb_dir)[:3000] + ["", "zzqx"]
+    assert model.table is None
+    got = model.encode(sentences, batch_size=500)
+    np.testing.assert_allclose(got, variants["float32"].encode(sentences), rtol=1e-5, atol=1e-6)
+
+
+def test_memberships_option_is_checked(default_model: SFBoW) -> None:
+    with pytest.raises(ValueError, match="memberships"):
+        SFBoW(default_model.vectors, default_model.universe, memberships="int8")
+    with pytest.raises(ValueError, match="clip=True"):
+        SFBoW(default_model.vectors, default_model.universe, clip=False, memberships="float16")
