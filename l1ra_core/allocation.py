@@ -8,6 +8,7 @@ keeps and how many fresh ones it appends. Applying it to real tensors is the bac
 
 from __future__ import annotations
 
+import numbers
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -57,17 +58,15 @@ class AdapterPlan:
         optimizer moments; new rows of A are zeros here and should be re-drawn at random.
         """
         values = np.asarray(values)
-        axis = axis % max(values.ndim, 1)
-        if values.ndim == 0 or values.shape[axis] != self.old_rank:
+        if not -values.ndim <= axis < values.ndim or values.shape[axis] != self.old_rank:
             raise ValueError(
                 f"adapter {self.name!r}: resize expects {self.old_rank} components along axis "
                 f"{axis}, got an array of shape {values.shape}"
             )
         kept = np.take(values, self.keep, axis=axis)
-        new_shape = list(kept.shape)
-        new_shape[axis] = self.n_new
-        fresh = np.full(new_shape, fill, dtype=kept.dtype)
-        return np.concatenate([kept, fresh], axis=axis)
+        fresh_shape = list(kept.shape)
+        fresh_shape[axis] = self.n_new
+        return np.concatenate([kept, np.full(fresh_shape, fill, dtype=kept.dtype)], axis=axis)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AdapterPlan):
@@ -175,7 +174,7 @@ def allocate(
     floor = np.maximum(kept, min_rank)
     excess = int(floor.sum()) - budget
     if excess > 0:
-        keep_mask, kept = _drop_weakest(strength, keep_mask, kept, starts, lengths, min_rank, excess)
+        kept = _drop_weakest(strength, keep_mask, kept, starts, lengths, min_rank, excess)
         floor = np.maximum(kept, min_rank)
 
     need = np.minimum.reduceat(np.where(keep_mask, strength, np.inf), starts)
@@ -188,15 +187,20 @@ def allocate(
     n_new = floor - kept
     n_new[order] += first + rest
 
-    adapters = _AdapterTable(names, starts.tolist(), lengths.tolist(), keep_mask, n_new.tolist())
-    total_kept = int(kept.sum())
+    keep_index = np.flatnonzero(keep_mask)
+    keep_index -= np.repeat(starts, kept)  # flat position -> index within its adapter
+    keep_index.flags.writeable = False
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(kept, out=bounds[1:])
+    adapters = _AdapterTable(names, lengths.tolist(), keep_index, bounds.tolist(), n_new.tolist())
+    total_kept, total_new = int(kept.sum()), int(n_new.sum())
     return AllocationPlan(
         adapters=types.MappingProxyType(adapters),
         budget=budget,
         pruned=int(lengths.sum()) - total_kept,
         freed=budget - total_kept,
-        reassigned=int(n_new.sum()),
-        total_rank=total_kept + int(n_new.sum()),
+        reassigned=total_new,
+        total_rank=total_kept + total_new,
     )
 
 
@@ -207,28 +211,26 @@ class _AdapterTable(Mapping[str, AdapterPlan]):
     this way a plan costs only what its callers look at.
     """
 
-    __slots__ = ("_position", "_names", "_starts", "_old_ranks", "_keep_mask", "_n_new")
+    __slots__ = ("_position", "_names", "_old_ranks", "_keep_index", "_bounds", "_n_new")
 
     def __init__(
         self,
         names: list[str],
-        starts: list[int],
         old_ranks: list[int],
-        keep_mask: np.ndarray,
+        keep_index: np.ndarray,
+        bounds: list[int],
         n_new: list[int],
     ) -> None:
         self._position = dict(zip(names, range(len(names))))
         self._names = names
-        self._starts = starts
         self._old_ranks = old_ranks
-        self._keep_mask = keep_mask
+        self._keep_index = keep_index  # read-only, so the slices handed out are too
+        self._bounds = bounds
         self._n_new = n_new
 
     def __getitem__(self, name: str) -> AdapterPlan:
         i = self._position[name]
-        start = self._starts[i]
-        keep = np.flatnonzero(self._keep_mask[start : start + self._old_ranks[i]])
-        keep.flags.writeable = False
+        keep = self._keep_index[self._bounds[i] : self._bounds[i + 1]]
         return AdapterPlan(name, self._old_ranks[i], keep, self._n_new[i])
 
     def __contains__(self, name: object) -> bool:
@@ -249,23 +251,23 @@ def _gather_gates(gates: Mapping[str, ArrayLike]) -> tuple[list[str], np.ndarray
         )
     if not gates:
         raise ValueError("gates is empty; pass at least one adapter")
-    for name in gates:
-        if not isinstance(name, str):
-            raise TypeError(f"gates keys must be adapter names (str), got {type(name).__name__} {name!r}")
-    names = sorted(gates)
-    arrays = [np.asarray(gates[name]) for name in names]
+    for kind in set(map(type, gates)):
+        if not issubclass(kind, str):
+            raise TypeError(f"gates keys must be adapter names (str), got {kind.__name__}")
+    names, vectors = zip(*sorted(gates.items()))  # names are unique: the vectors are never compared
     try:
-        flat = np.concatenate(arrays)
+        flat = np.concatenate(vectors)
     except (ValueError, TypeError):  # mixed dimensions or dtypes; the loop below names the culprit
         flat = None
     if flat is None or flat.ndim != 1 or flat.dtype.kind not in "biuf":
-        for name, array in zip(names, arrays):
+        for name, vector in zip(names, vectors):
+            array = np.asarray(vector)
             if array.ndim != 1 or array.dtype.kind not in "biuf":
                 raise ValueError(
                     f"gates[{name!r}] must be a 1-D array of real numbers, got shape "
                     f"{array.shape} and dtype {array.dtype}"
                 )
-    lengths = np.fromiter(map(len, arrays), dtype=np.int64, count=len(arrays))
+    lengths = np.fromiter(map(len, vectors), dtype=np.int64, count=len(vectors))
     if not lengths.all():
         empty = names[int(np.argmin(lengths))]
         raise ValueError(f"gates[{empty!r}] is empty; every adapter needs at least one component")
@@ -277,36 +279,43 @@ def _gather_gates(gates: Mapping[str, ArrayLike]) -> tuple[list[str], np.ndarray
             f"gates[{names[adapter]!r}] contains NaN or inf; check the training run before "
             "reallocating"
         )
-    return names, strength, lengths
+    return list(names), strength, lengths
 
 
 def _rank_caps(
     max_rank: int | Mapping[str, int] | None, names: list[str], min_rank: int, budget: int
 ) -> np.ndarray:
-    """Per-adapter rank ceiling (int64, sorted like ``names``); no limit becomes ``budget``."""
+    """Per-adapter rank ceiling (int64, sorted like ``names``, at most ``budget``)."""
     if max_rank is None:
         return np.full(len(names), budget, dtype=np.int64)
-    if isinstance(max_rank, Mapping):
-        if set(max_rank) != set(names):
+    per_adapter = isinstance(max_rank, Mapping)
+    if per_adapter:
+        if len(max_rank) != len(names) or not all(map(max_rank.__contains__, names)):
             missing = sorted(set(names) - set(max_rank))[:3]
             extra = sorted(set(max_rank) - set(names), key=repr)[:3]
-            raise ValueError(
-                f"max_rank keys must equal the gates keys; missing {missing}, unknown {extra}"
-            )
-        labelled = [(f"max_rank[{name!r}]", max_rank[name]) for name in names]
+            raise ValueError(f"max_rank keys must equal the gates keys; missing {missing}, unknown {extra}")
+        values = [max_rank[name] for name in names]
     else:
-        labelled = [("max_rank", max_rank)]
-    values = [check_int(label, value, minimum=0) for label, value in labelled]
-    for (label, _), value in zip(labelled, values):
-        if value < min_rank:
-            raise ValueError(f"{label}={value} is below min_rank={min_rank}; raise it or lower min_rank")
-    caps = np.broadcast_to(np.array(values, dtype=np.int64), (len(names),))
+        values = [max_rank]
+
+    def label(i: int) -> str:
+        return f"max_rank[{names[i]!r}]" if per_adapter else "max_rank"
+
+    for kind in set(map(type, values)):  # one check per type; check_int names the bad value
+        if issubclass(kind, (bool, np.bool_)) or not issubclass(kind, numbers.Integral):
+            i = next(i for i, value in enumerate(values) if type(value) is kind)
+            check_int(label(i), values[i], minimum=0)
+    caps = np.minimum(np.array(values), budget).astype(np.int64)  # clip first: no int64 overflow
+    if caps.min() < min_rank:
+        i = int(np.argmin(caps))
+        raise ValueError(f"{label(i)}={caps[i]} is below min_rank={min_rank}; raise it or lower min_rank")
+    caps = np.broadcast_to(caps, (len(names),))
     if int(caps.sum()) < budget:
         raise ValueError(
             f"budget={budget} exceeds the total capacity {int(caps.sum())} that max_rank allows; "
             "raise max_rank or lower budget"
         )
-    return np.minimum(caps, budget)
+    return caps
 
 
 def _select_by_threshold(
@@ -340,17 +349,17 @@ def _drop_weakest(
     lengths: np.ndarray,
     min_rank: int,
     excess: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Unmark the ``excess`` globally weakest kept components beyond each adapter's ``min_rank``."""
+) -> np.ndarray:
+    """Unmark, in ``keep_mask``, the ``excess`` globally weakest kept components beyond each
+    adapter's ``min_rank``; return the new per-adapter counts."""
     rows = np.flatnonzero(kept > min_rank)
     index, position = _strength_positions(strength, starts, lengths, rows)
     droppable = index[keep_mask[index] & (position >= min_rank)]
     by_strength = np.argsort(-strength[droppable], kind="stable")
     dropped = droppable[by_strength[len(by_strength) - excess :]]
-    keep_mask = keep_mask.copy()
     keep_mask[dropped] = False
     owner = np.searchsorted(starts, dropped, side="right") - 1
-    return keep_mask, kept - np.bincount(owner, minlength=len(kept))
+    return kept - np.bincount(owner, minlength=len(kept))
 
 
 def _strength_positions(

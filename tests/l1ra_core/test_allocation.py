@@ -135,6 +135,8 @@ def test_adapter_plan_resize_applies_the_plan_to_arrays():
     np.testing.assert_array_equal(plan.resize(B, axis=1), [[0, 2, 0, 0], [3, 5, 0, 0]])
     with pytest.raises(ValueError, match="'q'.*3 components"):
         plan.resize(np.zeros((3, 2)), axis=1)
+    with pytest.raises(ValueError, match="along axis 1"):
+        plan.resize(np.zeros(3), axis=1)
 
 
 def test_adapter_plan_equality_compares_the_kept_indices():
