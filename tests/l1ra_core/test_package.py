@@ -23,5 +23,7 @@ def test_public_api():
 def test_import_does_not_load_torch():
     code = "import sys, l1ra_core; l1ra_core.allocate({'a': [1.0]}, 1); print('torch' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
+    )
     assert result.stdout.strip() == "False"

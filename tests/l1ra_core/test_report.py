@@ -53,7 +53,9 @@ def test_exports():
     assert as_dict["ranks"] == RANKS
     assert as_dict["grid"] == report.grid.tolist()
     records = report.to_records()
-    assert records[0] == {"name": "encoder.layer.0.attention.self.key", "layer": 0, "module_type": "key", "rank": 2}
+    assert records[0] == {
+        "name": "encoder.layer.0.attention.self.key", "layer": 0, "module_type": "key", "rank": 2
+    }
     assert len(records) == len(RANKS)
 
 
@@ -85,7 +87,7 @@ def test_table():
         (lambda: rank_report([("a", 1)]), TypeError, "must be an AllocationPlan or a name -> rank mapping"),
         (lambda: rank_report({"a.q": -1}), ValueError, "rank of 'a.q' must be an int >= 0"),
         (lambda: rank_report({"a.q": 1.5}), TypeError, "rank of 'a.q' must be an int"),
-        (lambda: rank_report({"a.q": 1}, module_type=len), TypeError, r"module_type\('a.q'\) must return a str"),
+        (lambda: rank_report({"a.q": 1}, module_type=len), TypeError, r"module_type\('a.q'\) must return"),
     ],
 )
 def test_errors(call, error, match):
