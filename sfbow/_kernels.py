@@ -3,6 +3,7 @@
 Sentences arrive in CSR form: ``ids[offsets[i]:offsets[i + 1]]`` are the table rows of sentence i.
 Kept small and typed by their inputs; ``cache=True`` stores the machine code on disk so a new process
 does not compile again. :mod:`sfbow._reference` is the plain-Python oracle the tests compare against.
+Sentences are spread over Numba's threads with ``prange``; :func:`num_threads` sets how many.
 """
 
 from __future__ import annotations
@@ -13,27 +14,59 @@ from collections.abc import Iterator
 import numba
 import numpy as np
 
+_HALF_TO_SINGLE = np.float32(2.0**112)
+#: Work items of the float16 kernel's parallel loop: many per thread, so uneven sentences balance.
+_CHUNKS = 256
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pool_into(acc, table, ids, start, end):  # noqa: ANN001, ANN202 - typed by Numba
+    """``acc[:] = max over j in [start, end) of table[ids[j]]`` (``start < end``).
+
+    ``max()`` rather than a compare-and-store lets LLVM vectorise the loop (measured 1.8x faster).
+    """
+    acc[:] = table[ids[start]]
+    for j in range(start + 1, end):
+        member = table[ids[j]]
+        for k in range(acc.size):
+            acc[k] = max(acc[k], member[k])
+
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def max_pool(table: np.ndarray, ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
-    """``out[i] = max over j in sentence i of table[ids[j]]``; a sentence with no ids gets zeros.
+    """``out[i] = max over j in sentence i of table[ids[j]]``; a sentence with no ids gets zeros."""
+    for i in numba.prange(out.shape[0]):
+        start, end = offsets[i], offsets[i + 1]
+        if start == end:
+            out[i] = 0
+        else:
+            _pool_into(out[i], table, ids, start, end)
 
-    Sentences are spread over Numba's threads (``prange``; see :func:`num_threads`). ``max()``
-    rather than a compare-and-store lets LLVM vectorise the inner loop (measured 1.8x faster).
-    Any ordered dtype works: float tables, or uint16 order keys of float16 tables.
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def max_pool_half(bits: np.ndarray, ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
+    """:func:`max_pool` of a non-negative float16 table given as its uint16 ``bits``, into float32 ``out``.
+
+    Non-negative float16 values order like their bit patterns, so the max is exact integer work
+    on half the bytes; each pooled row is then widened to float32 exactly (normals and subnormals:
+    shift exponent and mantissa into float32 position, rescale by ``2**(127 - 15)``).
     """
     n_rows, width = out.shape
-    for i in numba.prange(n_rows):
-        start, end = offsets[i], offsets[i + 1]
-        row = out[i]
-        if start == end:
-            row[:] = 0
-            continue
-        row[:] = table[ids[start]]
-        for j in range(start + 1, end):
-            member = table[ids[j]]
+    n_chunks = min(n_rows, _CHUNKS)
+    for chunk in numba.prange(n_chunks):
+        acc = np.empty(width, np.uint16)
+        for i in range(chunk * n_rows // n_chunks, (chunk + 1) * n_rows // n_chunks):
+            start, end = offsets[i], offsets[i + 1]
+            row = out[i]
+            if start == end:
+                row[:] = 0
+                continue
+            _pool_into(acc, bits, ids, start, end)
+            row_bits = row.view(np.uint32)
             for k in range(width):
-                row[k] = max(row[k], member[k])
+                row_bits[k] = np.uint32(acc[k]) << 13
+            for k in range(width):
+                row[k] *= _HALF_TO_SINGLE
 
 
 @contextlib.contextmanager

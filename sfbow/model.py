@@ -99,7 +99,12 @@ class SFBoW:
             self._membership_words = self._word_matrix()
             return None
         table = self._memberships_of(self._word_matrix())
-        return np.ascontiguousarray(table, dtype=np.float16 if self.memberships == "float16" else np.float32)
+        if self.memberships == "float32":
+            return np.ascontiguousarray(table, dtype=np.float32)
+        half = np.ascontiguousarray(table, dtype=np.float16)
+        if not np.isfinite(half).all():
+            raise ValueError("memberships exceed the float16 range (65504); use memberships='float32'")
+        return half
 
     def _memberships_of(self, word_rows: np.ndarray) -> np.ndarray:
         table = word_rows @ self.universe.T
@@ -143,10 +148,7 @@ class SFBoW:
         if self.memberships == "float32":
             _kernels.max_pool(self.table, ids, offsets, out)
         elif self.memberships == "float16":
-            # Non-negative float16 values order like their bit patterns: pool those as uint16.
-            pooled = np.empty(out.shape, np.uint16)
-            _kernels.max_pool(self.table.view(np.uint16), ids, offsets, pooled)
-            out[:] = pooled.view(np.float16)
+            _kernels.max_pool_half(self.table.view(np.uint16), ids, offsets, out)
         else:
             rows, local_ids = np.unique(ids, return_inverse=True)
             table = np.ascontiguousarray(self._memberships_of(self._membership_words[rows]), dtype=np.float32)

@@ -92,3 +92,5 @@ def test_memberships_option_is_checked(default_model: SFBoW) -> None:
         SFBoW(default_model.vectors, default_model.universe, memberships="int8")
     with pytest.raises(ValueError, match="clip=True"):
         SFBoW(default_model.vectors, default_model.universe, clip=False, memberships="float16")
+    with pytest.raises(ValueError, match="float16 range"):
+        SFBoW(default_model.vectors, default_model.universe * 1e6, memberships="float16")
