@@ -351,12 +351,18 @@ def _drop_weakest(
     excess: int,
 ) -> np.ndarray:
     """Unmark, in ``keep_mask``, the ``excess`` globally weakest kept components beyond each
-    adapter's ``min_rank``; return the new per-adapter counts."""
-    rows = np.flatnonzero(kept > min_rank)
-    index, position = _strength_positions(strength, starts, lengths, rows)
-    droppable = index[keep_mask[index] & (position >= min_rank)]
-    by_strength = np.argsort(-strength[droppable], kind="stable")
-    dropped = droppable[by_strength[len(by_strength) - excess :]]
+    adapter's ``min_rank``; return the new per-adapter counts.
+
+    Ties at the cut drop the later components (by adapter name, then index) first. A partition
+    finds the cut in linear time; no global sort is needed.
+    """
+    index, position = _strength_positions(strength, starts, lengths, np.flatnonzero(kept > min_rank))
+    droppable = index[keep_mask[index] & (position >= min_rank)]  # ascending flat positions
+    values = strength[droppable]
+    cut = np.partition(values, excess - 1)[excess - 1]
+    below = values < cut
+    at_cut = np.flatnonzero(values == cut)
+    dropped = np.concatenate([droppable[below], droppable[at_cut[len(at_cut) - (excess - below.sum()) :]]])
     keep_mask[dropped] = False
     owner = np.searchsorted(starts, dropped, side="right") - 1
     return kept - np.bincount(owner, minlength=len(kept))
@@ -365,16 +371,22 @@ def _drop_weakest(
 def _strength_positions(
     strength: np.ndarray, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices of the components of adapters ``rows`` and each one's position in its adapter
-    when sorted strongest first (ties: lower index first)."""
+    """Flat indices of the components of adapters ``rows`` (ascending) and each one's position in
+    its adapter when sorted strongest first (ties: lower index first).
+
+    The adapters are laid out as the rows of a matrix padded to the longest one, so one
+    row-wise sort ranks them all.
+    """
     sizes = lengths[rows]
-    local_starts = np.cumsum(sizes) - sizes
-    owner = np.repeat(np.arange(len(rows)), sizes)
-    index = np.arange(int(sizes.sum())) + np.repeat(starts[rows] - local_starts, sizes)
-    order = np.lexsort((-strength[index], owner))
+    columns = np.arange(sizes.max(initial=0))
+    inside = columns < sizes[:, None]
+    index = (starts[rows, None] + columns)[inside]
+    padded = np.full(inside.shape, -1.0)  # below every |gate|, so padding sorts last
+    padded[inside] = strength[index]
+    order = np.argsort(-padded, axis=1, kind="stable")
     position = np.empty_like(order)
-    position[order] = np.arange(len(order)) - local_starts[owner[order]]
-    return index, position
+    np.put_along_axis(position, order, np.broadcast_to(columns, order.shape), axis=1)
+    return index, position[inside]
 
 
 def _deal_round_robin(amount: int, room: np.ndarray) -> np.ndarray:
