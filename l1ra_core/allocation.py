@@ -254,7 +254,8 @@ def _gather_gates(gates: Mapping[str, ArrayLike]) -> tuple[list[str], np.ndarray
     for kind in set(map(type, gates)):
         if not issubclass(kind, str):
             raise TypeError(f"gates keys must be adapter names (str), got {kind.__name__}")
-    names, vectors = zip(*sorted(gates.items()))  # names are unique: the vectors are never compared
+    names = sorted(gates)
+    vectors = list(map(gates.__getitem__, names))
     try:
         flat = np.concatenate(vectors)
     except (ValueError, TypeError):  # mixed dimensions or dtypes; the loop below names the culprit
@@ -279,7 +280,7 @@ def _gather_gates(gates: Mapping[str, ArrayLike]) -> tuple[list[str], np.ndarray
             f"gates[{names[adapter]!r}] contains NaN or inf; check the training run before "
             "reallocating"
         )
-    return list(names), strength, lengths
+    return names, strength, lengths
 
 
 def _rank_caps(
