@@ -97,8 +97,12 @@ def spectral_budget(
     names to ``(A, B)`` or ``(A, B, gates)``. Singular values are compared as they are, so
     fold each adapter's ``alpha / r`` into its gates if scalings differ.
     """
-    if not isinstance(adapters, Mapping) or not adapters:
-        raise ValueError("adapters must be a non-empty mapping of name -> (A, B) or (A, B, gates)")
+    if not isinstance(adapters, Mapping):
+        raise TypeError(
+            f"adapters must be a mapping of name -> (A, B) or (A, B, gates), got {type(adapters).__name__}"
+        )
+    if not adapters:
+        raise ValueError("adapters is empty; pass at least one adapter")
     min_rank = check_int("min_rank", min_rank, minimum=0)
     budget = check_int("budget", budget, minimum=min_rank * len(adapters))
     names = sorted(adapters)
