@@ -9,6 +9,10 @@ Pickling (GridSearchCV with ``n_jobs``, joblib.dump) stores the parameters and t
 universe, never the membership table: that is recomputed on first use after unpickling. With the
 default vectors (``vectors=None``) the vectors are not stored either: the unpickled estimator reads
 them from the installed package, so a fitted estimator pickles to a few tens of kilobytes.
+
+The estimator tags declare string input (``input_tags.string``, no 2-D arrays), as ``CountVectorizer``
+does; scikit-learn's estimator checks that feed numeric arrays therefore do not apply. The API checks
+run in ``tests/sfbow/test_sklearn.py``, which re-tests the numeric checks' properties with sentences.
 """
 
 from __future__ import annotations
