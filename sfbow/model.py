@@ -101,7 +101,8 @@ class SFBoW:
         table = self._memberships_of(self._word_matrix())
         if self.memberships == "float32":
             return np.ascontiguousarray(table, dtype=np.float32)
-        half = np.ascontiguousarray(table, dtype=np.float16)
+        with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+            half = np.ascontiguousarray(table, dtype=np.float16)
         if not np.isfinite(half).all():
             raise ValueError("memberships exceed the float16 range (65504); use memberships='float32'")
         return half

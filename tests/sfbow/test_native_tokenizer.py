@@ -67,6 +67,12 @@ def test_empty_vocabulary_entries_and_batches() -> None:
     assert_same_ids(vocabulary, ["", "only Only ONLY", "none"])
 
 
+@pytest.mark.parametrize("index", [{"a": 0, "b": 0}, {"a": 1}, {"a": 0, "b": 2}])
+def test_index_must_be_rows_0_to_n(index: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="distinct rows"):
+        NativeVocabulary(index)
+
+
 def test_real_sentences(glove: NativeVocabulary, stsb_dir: Path) -> None:
     sentences = []
     for name in ("sts-train.csv", "sts-dev.csv", "sts-test.csv"):
