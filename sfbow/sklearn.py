@@ -54,6 +54,8 @@ class SFBoWVectorizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         ``"vocabulary"``: fit data-driven strategies on the ``n_words`` most frequent words of the
         vectors (X is not used; the default). ``"data"``: fit them on the vectors of the words that
         occur in X (the ``n_words`` most frequent of those), adapting the universe to the domain.
+        Strategies that use no word vectors (``identity``, ``gaussian``) and a user-supplied matrix
+        are unaffected.
     normalize, clip:
         As for :class:`sfbow.SFBoW`: L2-normalise word vectors, clip memberships at 0.
     tokenizer:

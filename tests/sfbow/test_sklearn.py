@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import estimator_checks as checks
@@ -94,6 +94,15 @@ def test_text_versions_of_the_numeric_checks(vectorizer: SFBoWVectorizer) -> Non
     order = np.random.default_rng(0).permutation(len(SENTENCES))
     np.testing.assert_array_equal(vectorizer.transform([SENTENCES[i] for i in order]), out[order])
     np.testing.assert_array_equal(vectorizer.transform(SENTENCES[2:4]), out[2:4])  # subset invariance
+
+
+def test_pipeline_with_a_regressor(vectorizer: SFBoWVectorizer) -> None:
+    target = np.arange(len(SENTENCES), dtype=float)
+    pipeline = make_pipeline(vectorizer, Ridge(alpha=1e-3)).fit(SENTENCES, target)
+    assert pipeline.predict(SENTENCES).shape == (len(SENTENCES),)
+    assert pipeline.score(SENTENCES, target) > 0.5  # 6 features can fit 6 sentences
+    refit = clone(pipeline).fit(SENTENCES, target)
+    np.testing.assert_allclose(refit.predict(SENTENCES), pipeline.predict(SENTENCES), rtol=1e-6)
 
 
 def test_unfitted_and_bad_input(vectorizer: SFBoWVectorizer) -> None:
