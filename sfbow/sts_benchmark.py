@@ -46,12 +46,13 @@ __all__ = ["DATA_FILES", "METHODS", "Method", "add_arguments", "find_datasets", 
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Dataset name -> (path under the data folder, loader). SemEval years are folders of subsets.
-DATA_FILES: dict[str, tuple[str, Callable[[Path], STSDataset | STSTask]]] = {
-    "STS-B dev": ("stsbenchmark/sts-dev.csv", load_stsb),
-    "STS-B test": ("stsbenchmark/sts-test.csv", load_stsb),
-    "SICK-R": ("SICK/SICK_test_annotated.txt", load_sick),
-    **{f"STS{year}": (f"STS{year}-en-test", load_semeval_sts) for year in range(12, 17)},
+#: Dataset name -> (paths under the data folder, first found wins; loader). SemEval years are
+#: folders of subsets, directly under the data folder or under STS/ as SentEval lays them out.
+DATA_FILES: dict[str, tuple[tuple[str, ...], Callable[[Path], STSDataset | STSTask]]] = {
+    "STS-B dev": (("stsbenchmark/sts-dev.csv",), load_stsb),
+    "STS-B test": (("stsbenchmark/sts-test.csv",), load_stsb),
+    "SICK-R": (("SICK/SICK_test_annotated.txt",), load_sick),
+    **{f"STS{year}": ((f"STS{year}-en-test", f"STS/STS{year}-en-test"), load_semeval_sts) for year in range(12, 17)},
 }
 #: Datasets used for choosing settings: shown, but not part of the mean.
 TUNING_DATASETS = ("STS-B dev",)
@@ -122,8 +123,8 @@ def find_datasets(root: Path) -> list[STSDataset | STSTask]:
     """
     found: list[STSDataset | STSTask] = []
     looked: list[Path] = []
-    for name, (relative, loader) in DATA_FILES.items():
-        candidates = [root / relative, root / "STS" / relative] if relative.startswith("STS1") else [root / relative]
+    for name, (relatives, loader) in DATA_FILES.items():
+        candidates = [root / relative for relative in relatives]
         looked += candidates
         path = next((p for p in candidates if p.exists()), None)
         if path is not None:

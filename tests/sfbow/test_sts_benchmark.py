@@ -31,8 +31,9 @@ def test_find_datasets_accepts_sentevals_sts_level(tmp_path: Path) -> None:
 def test_no_data_lists_every_path_and_where_to_get_it(tmp_path: Path, capsys) -> None:
     assert main(["--data", str(tmp_path), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    for relative, _ in DATA_FILES.values():
-        assert str(tmp_path / relative) in err
+    for relatives, _ in DATA_FILES.values():
+        for relative in relatives:
+            assert str(tmp_path / relative) in err
     assert "stsbenchmark" in err and "SentEval" in err
     assert not (tmp_path / "out").exists()
 
