@@ -205,6 +205,7 @@ def _prepare(method: str, model, options: dict[str, Any]):
 
         def finish() -> dict[str, Any]:
             report = controller.rank_report()
+            logs = list(controller.rank_log.values())
             return {
                 "budget": controller.budget,
                 "final_ranks": controller.ranks,
@@ -212,9 +213,7 @@ def _prepare(method: str, model, options: dict[str, Any]):
                 "ranks_by_module_type": report.by_module_type,
                 "ranks_by_layer": {str(k): v for k, v in report.by_layer.items()},
                 "reallocations": len(controller.rank_log) - 1,
-                "reallocations_that_moved_rank": sum(
-                    ranks != previous for previous, ranks in zip(logs := list(controller.rank_log.values()), logs[1:])
-                ),
+                "reallocations_that_moved_rank": sum(a != b for a, b in zip(logs, logs[1:])),
                 "rank_log": {str(step): ranks for step, ranks in controller.rank_log.items()},
             }
 
