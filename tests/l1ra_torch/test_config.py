@@ -1,0 +1,53 @@
+"""L1RAConfig validation and JSON round trip, and the optional-dependency error of the package."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from l1ra_core.torch import L1RAConfig
+
+
+def test_json_round_trip():
+    config = L1RAConfig(target_modules=["query", "value"], r=4, alpha=8.0, update_interval=10, budget=30)
+    data = json.loads(json.dumps(config.to_dict()))
+    assert L1RAConfig.from_dict(data) == config
+    assert config.update_fraction is None, "an explicit interval replaces the default fraction"
+    assert config.scaling == 2.0
+    assert L1RAConfig(target_modules=r".*\.query").target_modules == r".*\.query"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target_modules": []}, "target_modules is empty"),
+        ({"target_modules": [1]}, "regex string or a sequence"),
+        ({"r": 0}, "r must be"),
+        ({"alpha": 0}, "alpha must be"),
+        ({"dropout": 1.0}, "dropout must be"),
+        ({"min_rank": 0}, "min_rank must be"),
+        ({"threshold": -0.1}, "threshold must be"),
+        ({"update_fraction": 0.0}, "update_fraction must be"),
+    ],
+)
+def test_invalid_values_are_explained(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        L1RAConfig(**{"target_modules": ["query"], **kwargs})
+
+
+def test_unknown_fields_are_refused():
+    with pytest.raises(ValueError, match="unknown L1RAConfig fields.*'rank'"):
+        L1RAConfig.from_dict({"target_modules": ["q"], "rank": 4})
+
+
+def test_missing_torch_gives_an_install_hint():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import l1ra_core\n"  # the NumPy core must not need torch
+        "try:\n    import l1ra_core.torch\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install sfbow[torch]" in out.stdout
