@@ -138,6 +138,7 @@ class L1RAController:
     def _step(self) -> Any:
         if self.optimizer is None:
             raise RuntimeError("no optimizer attached; call controller.attach(optimizer) first")
+        self._refuse_merged()
         self.step_count += 1
         self._proximal_step()
         # New components added at or after the last planned step could never train: skip that one.
@@ -165,6 +166,7 @@ class L1RAController:
         start with gate 1, a fresh A row, a zero B column and zero optimizer state.
         """
         optimizer = self._require_optimizer()
+        self._refuse_merged()
         names = list(self.adapters)
         flat = torch.cat([layer.gate.detach().reshape(-1) for layer in self.adapters.values()])
         flat = flat.to(device="cpu", dtype=torch.float64).numpy()
@@ -230,6 +232,11 @@ class L1RAController:
             total_steps=self.total_steps,
             warmup=self.config.warmup_steps,
         )
+
+    def _refuse_merged(self) -> None:
+        # Changing gates or ranks of a merged adapter would make unmerge() subtract another update.
+        if any(layer.merged for layer in self.adapters.values()):
+            raise RuntimeError("adapters are merged into the base weights; call unmerge_adapters(model) before training")
 
     def _require_optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from l1ra_core.torch import L1RAConfig, L1RAController, adapter_layers, inject_adapters
+from l1ra_core.torch import L1RAConfig, L1RAController, adapter_layers, inject_adapters, merge_adapters
 
 TARGETS = ["up", "down"]
 
@@ -176,3 +176,12 @@ def test_fraction_schedule_needs_total_steps(tiny_net):
 def test_model_without_adapters(tiny_net):
     with pytest.raises(ValueError, match="inject_adapters"):
         L1RAController(tiny_net, L1RAConfig(target_modules=TARGETS))
+
+
+def test_training_merged_adapters_is_refused(tiny_net):
+    _, optimizer, controller = _setup(tiny_net, "cpu")
+    merge_adapters(tiny_net)
+    with pytest.raises(RuntimeError, match="unmerge_adapters"):
+        optimizer.step()
+    with pytest.raises(RuntimeError, match="unmerge_adapters"):
+        controller.reallocate()
