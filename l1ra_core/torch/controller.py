@@ -80,11 +80,12 @@ class L1RAController:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.total_steps = total_steps if total_steps is not None else config.total_steps
         self.optimizer: torch.optim.Optimizer | None = None
+        self._hook = hook
         self._hook_handle: Any = None
         self._gate_groups: list[tuple[list[torch.Tensor], int]] = []
         self._schedule = self._make_schedule() if self.total_steps is not None or config.update_interval else None
         if optimizer is not None:
-            self.attach(optimizer, hook=hook)
+            self.attach(optimizer)
 
     @property
     def ranks(self) -> dict[str, int]:
@@ -96,8 +97,9 @@ class L1RAController:
         self.total_steps = total_steps
         self._schedule = self._make_schedule()
 
-    def attach(self, optimizer: torch.optim.Optimizer, *, hook: bool = True) -> None:
-        """Bind the optimizer that trains the adapters (checked now: it must hold every adapter parameter).
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """Bind the optimizer that trains the adapters (checked now: it must hold every adapter parameter)
+        and, unless the controller was built with ``hook=False``, run after each of its steps.
 
         Wrappers exposing the real optimizer as ``.optimizer`` (accelerate, the HF Trainer) are unwrapped.
         """
@@ -112,7 +114,7 @@ class L1RAController:
         self.detach()
         self.optimizer = optimizer
         self._refresh_gate_groups()
-        if hook:
+        if self._hook:
             self._hook_handle = optimizer.register_step_post_hook(lambda *_: self._step())
 
     def detach(self) -> None:
@@ -123,7 +125,7 @@ class L1RAController:
         self.optimizer = None
 
     def step(self) -> Any:
-        """Call right after ``optimizer.step()`` when the controller was attached with ``hook=False``.
+        """Call right after ``optimizer.step()`` when the controller was built with ``hook=False``.
 
         Applies the proximal L1 step to the gates and, when due, reallocates ranks. Returns the allocation
         plan when a reallocation ran, else ``None``.
@@ -131,7 +133,7 @@ class L1RAController:
         if self._hook_handle is not None:
             raise RuntimeError(
                 "this controller already runs after every optimizer.step() (hook=True); calling step() too "
-                "would apply the L1 step twice. Remove the call, or attach with hook=False"
+                "would apply the L1 step twice. Remove the call, or build the controller with hook=False"
             )
         return self._step()
 
