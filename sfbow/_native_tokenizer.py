@@ -11,10 +11,12 @@ Python, more than everything else in encoding. This module does the same job in 
   skipping unknown tokens.
 
 Exactness: Python's ``\\w``, ``\\s`` and ``str.lower()`` are Unicode-aware (``"İ".lower()`` has two
-characters; ``"Σ"`` lower-cases by context). The kernel is exact only for ASCII, so sentences with
-any non-ASCII character are tokenised by the Python reference instead and spliced in (the buffer
-is UTF-8; the kernel skips those sentences' bytes). In English text they are rare (0.7 % of
-STS-B). The ASCII character classes are derived from Python's own ``re`` module at import, so
+characters; ``"Σ"`` lower-cases by context). The kernel is exact for ASCII and for non-ASCII
+characters that are one-character tokens left alone by lower-casing (curly quotes, dashes, currency
+signs: see :func:`_simple`), each looked up by its UTF-8 bytes. A sentence with any other character
+(accented letters, other scripts, non-ASCII spaces) is tokenised by the Python reference instead
+and spliced in (the kernel skips its bytes). In English text they are rare (0.3 % of STS-B).
+The ASCII character classes are derived from Python's own ``re`` module at import, so
 ``\\x1c``-``\\x1f`` count as whitespace and ``_`` as a word character exactly as in
 :data:`sfbow.tokenize.TOKEN_PATTERN`.
 
@@ -34,18 +36,19 @@ from sfbow.tokenize import tokenize
 
 __all__ = ["NativeVocabulary"]
 
-_SPACE, _WORD, _OTHER = 0, 1, 2
+_SPACE, _WORD, _OTHER, _WIDE = 0, 1, 2, 3
 _MULTIPLIER = np.int64(-7046029254386353131)  # 0x9e3779b97f4a7c15 (golden ratio) as a signed 64-bit integer
 _EMPTY = -1
 
 
 def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
-    """Class of every ASCII character and lower-case code of every byte, as Python's ``re``/``str`` see them.
+    """Class and lower-case code of every byte: ASCII as Python's ``re``/``str`` see it.
 
-    Only ASCII sentences are scanned, so classes cover ASCII; lower-casing covers all 256 byte values
-    (identity above 127) because vocabulary keys are UTF-8 and hashed with the same code.
+    A byte above 127 starts (or continues) a UTF-8 character: ``_WIDE``, lower-cased as itself;
+    the kernel only meets characters that :func:`_simple` accepted. Vocabulary keys are UTF-8 and
+    hashed with the same code, hence all 256 values.
     """
-    classes = np.empty(128, np.uint8)
+    classes = np.full(256, _WIDE, np.uint8)
     lower = np.arange(256, dtype=np.uint8)
     for code in range(128):
         char = chr(code)
@@ -60,6 +63,18 @@ def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 _CLASSES, _LOWER = _byte_tables()
+_ASCII = frozenset(map(chr, range(128)))
+_SINGLE = re.compile(r"[^\w\s]")
+_SIMPLE: dict[str, bool] = {}
+
+
+def _simple(char: str) -> bool:
+    """Whether the kernel tokenises a non-ASCII ``char`` exactly: a one-character token (neither
+    ``\\w`` nor ``\\s``) that lower-casing leaves alone, like ``’ “ — £``. Cached per character."""
+    simple = _SIMPLE.get(char)
+    if simple is None:
+        simple = _SIMPLE[char] = _SINGLE.fullmatch(char) is not None and char.lower() == char
+    return simple
 _IDENTITY = np.arange(256, dtype=np.uint8)
 
 
@@ -163,7 +178,10 @@ def _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
                 continue
             token_start = p
             p += 1
-            if kind == _WORD:
+            if kind == _WIDE:  # the rest of this character's UTF-8 bytes: a token on its own
+                while p < stop and (buf[p] & 0xC0) == 0x80:
+                    p += 1
+            elif kind == _WORD:
                 while p < stop and classes[buf[p]] == _WORD:
                     p += 1
             row = _lookup(buf, token_start, p, lower, slots, keys, key_starts)
@@ -221,11 +239,13 @@ class NativeVocabulary:
         fallback_of = np.full(n, -1, np.int64)
         slow_ids: list[list[int]] = []
         if not text.isascii():
-            # Non-ASCII sentences are tokenised in Python; the kernel skips their bytes, so their
-            # lengths become UTF-8 byte counts (surrogatepass: lone surrogates are valid str items).
-            slow = [i for i, s in enumerate(sentences) if not s.isascii()]
+            # Lengths of non-ASCII sentences become UTF-8 byte counts (surrogatepass: lone
+            # surrogates are valid str items). Those with a character the kernel cannot lower-case
+            # or classify exactly are tokenised in Python; the kernel skips their bytes.
+            wide = [i for i, s in enumerate(sentences) if not s.isascii()]
+            lengths[wide] = [len(sentences[i].encode("utf-8", "surrogatepass")) for i in wide]
+            slow = [i for i in wide if not all(map(_simple, set(sentences[i]) - _ASCII))]
             fallback_of[slow] = np.arange(len(slow))
-            lengths[slow] = [len(sentences[i].encode("utf-8", "surrogatepass")) for i in slow]
             index = self.index
             slow_ids = [[index[t] for t in tokenize(sentences[i]) if t in index] for i in slow]
         buf = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)

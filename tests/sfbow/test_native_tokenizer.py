@@ -40,7 +40,7 @@ def glove(default_model: SFBoW) -> NativeVocabulary:
 # A small vocabulary with look-alikes (case, prefixes, non-ASCII, punctuation, underscores) in a
 # table of 16 slots, so probing chains and key comparisons are exercised.
 SMALL_WORDS = ["the", "The", "a", "ab", "abc", "b", "x_y", "_", "'", "!", ".", "...", "42", "4",
-               "é", "café", "i", "σ", "ς", "—", "hello", "world"]
+               "é", "café", "i", "σ", "ς", "—", "’", "£", "\ud800", "hello", "world"]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,8 @@ def test_every_ascii_character_alone_and_between_words(small: NativeVocabulary) 
 def test_edge_cases(small: NativeVocabulary) -> None:
     sentences = ["", " ", "\x1c\x1d\x1e\x1f", "...", "THE the The tHe", "x_y X_Y x_yz _x_", "abcd abc",
                  "4 42 420", "héllo wörld", "Café!", "İ i", "ΣΑΣ σ", "a\u00a0b", "a\u3000b", "\ud800 a",
-                 "unknownword", "\x00\x7f", "hello world " * 5000]
+                 "unknownword", "\x00\x7f", "hello world " * 5000,
+                 "it’s “the” a—b £4 ’’ —", "\ud800the\ud800", "café — the", "the\u00a0—", "Σ—the", "€ ™ … ‚"]
     assert_same_ids(small, sentences)
     assert_same_ids(small, [])
 
@@ -85,6 +86,7 @@ def test_real_sentences(glove: NativeVocabulary, stsb_dir: Path) -> None:
 TEXT = st.lists(
     st.one_of(
         st.sampled_from(list(" \t\n\r\x0b\x0c\x1c\x1f_'.!-,") + ["the", "The", "ab", "42", "hello"]),
+        st.sampled_from(list("’“”—–£€…\u00a0\u2009éÄİΣς\ud800")),  # kernel-simple or not
         st.characters(max_codepoint=127),
         st.characters(),  # any code point, surrogates, combining marks, other scripts
     ),
@@ -105,3 +107,10 @@ def test_generated_batches(glove: NativeVocabulary, small: NativeVocabulary, sen
 def test_generated_word_sequences(small: NativeVocabulary, words: list[str], gaps: list[str]) -> None:
     sentence = "".join(w + g for w, g in zip(words, gaps))
     assert_same_ids(small, [sentence, sentence.upper(), ""])
+
+
+def test_which_non_ascii_characters_the_kernel_takes() -> None:
+    from sfbow._native_tokenizer import _simple
+
+    assert all(_simple(c) for c in "’“”—–£€…\ud800")
+    assert not any(_simple(c) for c in "éÄİΣς\u00a0\u2009\u3000一")
