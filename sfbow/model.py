@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -193,6 +194,9 @@ class SFBoW:
         ``memberships`` is a run-time choice, not saved (see :class:`SFBoW`).
         """
         words, matrix, universe, meta = _persistence.load_model(path)
+        if meta.get("custom_tokenizer") and tokenizer is None:
+            warnings.warn(f"{path} was saved from a model with a custom tokenizer, which is not stored; "
+                          "pass tokenizer= to load() or it encodes with the default tokenizer", stacklevel=2)
         model = cls.__new__(cls)
         model.vectors = WordVectors(words, matrix)
         model.normalize, model.clip = meta["normalize"], meta["clip"]
