@@ -21,7 +21,7 @@ __all__ = ["WordVectors", "default_vectors"]
 
 
 class WordVectors:
-    """A vocabulary with one float32 vector per word.
+    """A vocabulary with one float32 vector per word. Treat it as immutable: models share it.
 
     Parameters
     ----------
@@ -71,6 +71,11 @@ class WordVectors:
 
     def __repr__(self) -> str:
         return f"WordVectors({len(self)} words, dim={self.dim})"
+
+    def __deepcopy__(self, memo: dict) -> WordVectors:
+        """Word vectors are treated as immutable, so a deep copy (e.g. scikit-learn's ``clone``) shares
+        them instead of copying a large matrix."""
+        return self
 
     # -- constructors ----------------------------------------------------------------------------
 

@@ -85,3 +85,10 @@ def test_text_reader_keeps_words_with_spaces_and_honours_limit(tmp_path):
     vectors = WordVectors.from_file(path, limit=2)
     assert vectors.words == ["b", ". . ."]
     np.testing.assert_array_equal(vectors.matrix, [[3, 4], [1, 2]])
+
+
+def test_deepcopy_shares_the_immutable_vectors(small_vectors):
+    import copy
+
+    assert copy.deepcopy(small_vectors) is small_vectors
+    assert copy.deepcopy({"v": small_vectors})["v"] is small_vectors
