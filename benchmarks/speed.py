@@ -16,7 +16,10 @@ Peers (one process, one thread):
   built from the GloVe vocabulary (lower-case normaliser, the same regex as pre-tokeniser) and
   the GloVe matrix.
 
-A peer that cannot be imported is reported as skipped, with the reason.
+A peer that cannot be imported is reported as skipped, with the reason. ``TOKENIZERS_PARALLELISM``
+is set to ``false`` (unless set already): the comparison is one thread each, and the idle Rust
+thread pool of ``tokenizers`` otherwise slowed the other encoders in the same process (sfbow ran
+at 650,000 instead of 1,050,000 sentences/s after a model2vec run).
 """
 
 from __future__ import annotations
@@ -169,6 +172,50 @@ def alternate(encoders: dict[str, Encoder], sentences: Sequence[str], repeats: i
             for name in encoders}
 
 
+def serial_share(sentences: Sequence[str], repeats: int) -> dict[str, float]:
+    """Share of one-thread encode time spent outside the Numba kernels (``prange``-parallel).
+
+    The rest of ``encode`` (joining and encoding strings, lengths, input checks, the Python
+    fallback) runs on one thread whatever ``n_threads`` is, so by Amdahl's law it bounds the
+    speed-up: ``1 / (s + (1 - s) / t)`` for ``t`` threads. Measured in CPU time, by wrapping the
+    kernels.
+    """
+    import numba
+
+    import sfbow
+    from sfbow import _kernels, _native_tokenizer
+
+    model = sfbow.default_model()
+    wrapped = [(_native_tokenizer, "_token_ids"), (_kernels, "max_pool"), (_kernels, "max_pool_half")]
+    originals = [getattr(module, name) for module, name in wrapped]
+    in_kernels = [0.0]
+
+    def timed(kernel: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            start = time.process_time()
+            try:
+                return kernel(*args)
+            finally:
+                in_kernels[0] += time.process_time() - start
+        return call
+
+    shares = []
+    try:
+        for (module, name), kernel in zip(wrapped, originals):
+            setattr(module, name, timed(kernel))
+        numba.set_num_threads(1)
+        for _ in range(repeats):
+            in_kernels[0] = 0.0
+            start = time.process_time()
+            model.encode(sentences, n_threads=1, show_progress=False)
+            shares.append(1 - in_kernels[0] / (time.process_time() - start))
+    finally:
+        for (module, name), kernel in zip(wrapped, originals):
+            setattr(module, name, kernel)
+    share = statistics.median(shares)
+    return {"serial_share": share, "amdahl_bound_2_threads": 1 / (share + (1 - share) / 2)}
+
+
 # -- memory, table variants and start-up (each in a fresh process) ----------------------------------
 
 def rss_mb() -> float:
@@ -277,6 +324,9 @@ def markdown(results: dict[str, Any]) -> str:
     one = results["threads"]["1"]["wall"]
     for threads, rate in results["threads"].items():
         lines.append(f"| {threads} | {rate['wall']:,.0f} | {rate['wall'] / one:.2f} | {rate['cores']:.2f} |")
+    serial = results["serial"]
+    lines += ["", f"One-thread encode spends {serial['serial_share']:.0%} of its CPU time outside the parallel "
+              f"kernels, which bounds the 2-thread speed-up at {serial['amdahl_bound_2_threads']:.2f}x (Amdahl)."]
     if results.get("memory"):
         lines += ["", "| memberships | sentences | sentences/s (1 thread) | table MB | output MB | "
                   "peak RSS over start MB | of which beyond output MB |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -316,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(child_start()))
         return
 
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import numba
 
     import sfbow
@@ -328,12 +379,14 @@ def main(argv: list[str] | None = None) -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "sentences": args.sentences, "repeats": args.repeats, "k": sfbow.default_model().dim,
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "skipped": skipped,
+        "tokenizers_parallelism": os.environ["TOKENIZERS_PARALLELISM"],
     }
     print(f"load average {results['loadavg']} on {os.cpu_count()} CPUs", flush=True)
     results["throughput"] = alternate(encoders, sentences, args.repeats)
     thread_counts = sorted({1, 2, numba.config.NUMBA_NUM_THREADS})
     scaling = alternate({str(t): sfbow_encoder(t) for t in thread_counts}, sentences, args.repeats)
     results["threads"] = scaling
+    results["serial"] = serial_share(sentences, args.repeats)
     results["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     if args.memory_sentences:
         results["memory"] = {kind: run_child(["--child-memory", kind, "--memory-sentences", str(args.memory_sentences)])
