@@ -3,7 +3,7 @@
 Every encoder gets the same sentences (STS-B train sentences, repeated), the same GloVe 6B 50d
 vocabulary and the same tokenisation rule (lower-case, ``\\w+|[^\\w\\s]``). Runs alternate between
 encoders and the median is reported, so a busy machine slows all of them alike. Also measured:
-thread scaling, peak memory while streaming a large input (in a fresh process), the membership
+thread scaling and the serial share of ``encode`` that bounds it, peak memory while streaming a large input (in a fresh process), the membership
 table variants (float32, float16, on-the-fly), and cold/warm start (first encode in a new process
 with an empty / a filled Numba cache).
 
@@ -355,7 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-sentences", type=int, default=2_000_000,
                         help="sentences of the streaming-memory run (0: skip)")
     parser.add_argument("--no-start", action="store_true", help="skip the cold/warm start measurement")
-    parser.add_argument("--output", type=Path, default=RESULTS / "speed.json")
+    parser.add_argument("--output", type=Path, default=RESULTS / "speed.json",
+                        help="JSON figures; a Markdown table goes beside it (.md)")
     parser.add_argument("--child-memory", help=argparse.SUPPRESS)
     parser.add_argument("--child-start", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
