@@ -68,6 +68,11 @@ def test_empty_vocabulary_entries_and_batches() -> None:
     assert_same_ids(vocabulary, ["", "only Only ONLY", "none"])
 
 
+def test_index_in_any_insertion_order() -> None:
+    vocabulary = NativeVocabulary({"b": 2, "the": 0, "a": 1})
+    assert_same_ids(vocabulary, ["The a b, a.", "b b b"])
+
+
 @pytest.mark.parametrize("index", [{"a": 0, "b": 0}, {"a": 1}, {"a": 0, "b": 2}])
 def test_index_must_be_rows_0_to_n(index: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="distinct rows"):
