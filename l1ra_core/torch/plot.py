@@ -51,8 +51,10 @@ def plot_rank_heatmap(
         ax.set_xlabel("module type")
         ax.set_ylabel("layer")
         ax.set_title(title)
+        bright = 0.6 * float(report.grid.max())  # viridis is light at the top: dark text there
         for (i, j), value in _cells(report.grid):
-            ax.text(j, i, str(value), ha="center", va="center", color="white", fontsize=8)
+            ax.text(j, i, str(value), ha="center", va="center", color="black" if value > bright else "white",
+                    fontsize=8)
         fig.colorbar(image, ax=ax, label="rank")
         fig.tight_layout()
         return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
