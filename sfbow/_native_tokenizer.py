@@ -20,14 +20,15 @@ The ASCII character classes are derived from Python's own ``re`` module at impor
 ``\\x1c``-``\\x1f`` count as whitespace and ``_`` as a word character exactly as in
 :data:`sfbow.tokenize.TOKEN_PATTERN`.
 
-Threads: the kernel runs ``prange`` over sentences; the caller sets the thread count with
-:func:`numba.set_num_threads`.
+Threads: the kernel runs ``prange`` over sentences without the GIL; the caller sets the thread
+count with :func:`numba.set_num_threads`.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping, Sequence, Sized
+from collections.abc import Callable, Mapping, Sequence, Sized
 
 import numpy as np
 from numba import njit, prange
@@ -148,7 +149,7 @@ def _lookup(buf, start, stop, head, lower, slots, keys, key_starts):
         j = (j + 1) & mask
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
                classes, lower, slots, keys, key_starts):
     """CSR (ids, offsets) of known tokens for every sentence ``buf[starts[i]:starts[i + 1]]``.
@@ -240,6 +241,13 @@ class NativeVocabulary:
         Returns ``(ids, offsets)``: int64 arrays, sentence ``i``'s ids are
         ``ids[offsets[i]:offsets[i + 1]]`` in token order, unknown tokens skipped.
         """
+        return self.prepare(sentences)()
+
+    def prepare(self, sentences: Sequence[str]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        """The Python half of :meth:`token_ids`; calling the result runs the kernel without the GIL.
+
+        Split so that a caller can prepare the next batch while the kernel works on this one.
+        """
         n = len(sentences)
         text = "".join(sentences)
         lengths = _lengths(sentences)
@@ -259,8 +267,8 @@ class NativeVocabulary:
         starts = _offsets(lengths)
         fallback_offsets = _offsets(_lengths(slow_ids))
         fallback_ids = np.fromiter((r for ids in slow_ids for r in ids), np.int64, fallback_offsets[-1])
-        return _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
-                          _CLASSES, _LOWER, self._slots, self._keys, self._key_starts)
+        return functools.partial(_token_ids, buf, starts, fallback_of, fallback_ids, fallback_offsets,
+                                 _CLASSES, _LOWER, self._slots, self._keys, self._key_starts)
 
 
 def _lengths(items: Sequence[Sized]) -> np.ndarray:
