@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import l1ra_core
+from l1ra_core import AllocationPlan, RankReport, ReallocationSchedule, allocate
 
 from .config import L1RAConfig
 from .layer import RANK_DIMS, L1RALayer, take_and_extend
@@ -76,14 +76,14 @@ class L1RAController:
             )
         self.step_count = 0
         self.rank_log: dict[int, dict[str, int]] = {0: self.ranks}
-        self.last_plan: Any = None
+        self.last_plan: AllocationPlan | None = None
         self.generator = torch.Generator().manual_seed(config.seed)
         self.total_steps = total_steps if total_steps is not None else config.total_steps
         self.optimizer: torch.optim.Optimizer | None = None
         self._hook = hook
         self._hook_handle: Any = None
         self._gate_groups: list[tuple[list[torch.Tensor], int]] = []
-        self._schedule = self._make_schedule() if self.total_steps is not None or config.update_interval else None
+        self._schedule: ReallocationSchedule | None = self._make_schedule() if self.total_steps is not None or config.update_interval else None
         if optimizer is not None:
             self.attach(optimizer)
 
@@ -124,7 +124,7 @@ class L1RAController:
             self._hook_handle = None
         self.optimizer = None
 
-    def step(self) -> Any:
+    def step(self) -> AllocationPlan | None:
         """Call right after ``optimizer.step()`` when the controller was built with ``hook=False``.
 
         Applies the proximal L1 step to the gates and, when due, reallocates ranks. Returns the allocation
@@ -137,7 +137,7 @@ class L1RAController:
             )
         return self._step()
 
-    def _step(self) -> Any:
+    def _step(self) -> AllocationPlan | None:
         if self.optimizer is None:
             raise RuntimeError("no optimizer attached; call controller.attach(optimizer) first")
         self._refuse_merged()
@@ -160,7 +160,7 @@ class L1RAController:
             torch._foreach_clamp_min_(gates, 0.0)
             torch._foreach_clamp_max_(gates, 1.0)
 
-    def reallocate(self) -> Any:
+    def reallocate(self) -> AllocationPlan:
         """Prune and reassign ranks now (normally the schedule decides when).
 
         Moves only the gates to the host, asks :func:`l1ra_core.allocate` for a plan and resizes the
@@ -174,7 +174,7 @@ class L1RAController:
         flat = flat.to(device="cpu", dtype=torch.float64).numpy()
         splits = np.cumsum([layer.rank for layer in self.adapters.values()])[:-1]
         gates = dict(zip(names, np.split(flat, splits)))
-        plan = l1ra_core.allocate(
+        plan = allocate(
             gates,
             self.budget,
             threshold=self.config.threshold,
@@ -194,7 +194,7 @@ class L1RAController:
         self.last_plan = plan
         return plan
 
-    def rank_report(self) -> Any:
+    def rank_report(self) -> RankReport:
         """``l1ra_core.rank_report`` of the current ranks (totals per module type and per layer)."""
         return report_ranks(self.ranks)
 
@@ -227,8 +227,8 @@ class L1RAController:
         if state["total_steps"] is not None:
             self.set_total_steps(int(state["total_steps"]))
 
-    def _make_schedule(self) -> Any:
-        return l1ra_core.ReallocationSchedule(
+    def _make_schedule(self) -> ReallocationSchedule:
+        return ReallocationSchedule(
             interval=self.config.update_interval,
             fraction=self.config.update_fraction,
             total_steps=self.total_steps,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import l1ra_core
+from l1ra_core import RankReport, rank_report
 
 from ._atomic import atomic_write
 
@@ -22,9 +22,9 @@ def module_type(name: str) -> str:
     return name if index is None or index == len(parts) - 1 else ".".join(parts[index + 1 :])
 
 
-def report_ranks(ranks: Mapping[str, int]) -> Any:
+def report_ranks(ranks: Mapping[str, int]) -> RankReport:
     """``l1ra_core.rank_report`` of ``ranks`` with :func:`module_type` as the module type."""
-    return l1ra_core.rank_report(dict(ranks), module_type=module_type)
+    return rank_report(dict(ranks), module_type=module_type)
 
 
 def plot_rank_heatmap(
