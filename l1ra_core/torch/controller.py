@@ -8,7 +8,7 @@ overflow, gradient accumulation). Frameworks that drive the optimizer themselves
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,8 @@ class L1RAController:
             defaults to ``config.total_steps``.
         hook: run automatically after every ``optimizer.step()`` (default). With ``hook=False`` call
             :meth:`step` yourself right after each optimizer step.
+        on_resize: called with the plan after every reallocation that changed ranks, e.g. to rebuild a
+            ``DistributedDataParallel`` wrapper, whose buckets hold the replaced parameters.
 
     Attributes:
         budget: the total rank kept by every reallocation.
@@ -53,6 +55,7 @@ class L1RAController:
         *,
         total_steps: int | None = None,
         hook: bool = True,
+        on_resize: Callable[[AllocationPlan], None] | None = None,
     ) -> None:
         self.model = model
         self.config = config
@@ -81,6 +84,7 @@ class L1RAController:
         self.total_steps = total_steps if total_steps is not None else config.total_steps
         self.optimizer: torch.optim.Optimizer | None = None
         self._hook = hook
+        self._on_resize = on_resize
         self._hook_handle: Any = None
         self._gate_groups: list[tuple[list[torch.Tensor], int]] = []
         self._schedule: ReallocationSchedule | None = self._make_schedule() if self.total_steps is not None or config.update_interval else None
@@ -192,6 +196,8 @@ class L1RAController:
             self._refresh_gate_groups()
         self.rank_log[self.step_count] = self.ranks
         self.last_plan = plan
+        if changed and self._on_resize is not None:
+            self._on_resize(plan)
         return plan
 
     def rank_report(self) -> RankReport:

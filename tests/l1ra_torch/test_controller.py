@@ -185,3 +185,37 @@ def test_training_merged_adapters_is_refused(tiny_net):
         optimizer.step()
     with pytest.raises(RuntimeError, match="unmerge_adapters"):
         controller.reallocate()
+
+
+def test_data_parallel_training_rebuilds_its_wrapper_on_resize(tiny_net, tmp_path):
+    """DDP (gloo, one process): on_resize re-wraps the model, so training goes on after a reallocation."""
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available():
+        pytest.skip("torch.distributed not available")
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        config = L1RAConfig(target_modules=TARGETS, r=4, update_interval=2, gate_lr=0.3, l1_lambda=1.0)
+        inject_adapters(tiny_net, config)
+        optimizer = torch.optim.AdamW([p for p in tiny_net.parameters() if p.requires_grad], lr=1e-2)
+        wrapper = {"ddp": DistributedDataParallel(tiny_net)}
+        resizes = []
+
+        def rewrap(plan) -> None:
+            resizes.append(plan)
+            wrapper["ddp"] = DistributedDataParallel(tiny_net)
+
+        controller = L1RAController(tiny_net, config, optimizer, on_resize=rewrap)
+        with torch.no_grad():
+            adapter_layers(tiny_net)["blocks.1.up"].gate[:2] = 0.05
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(6):
+            x, y = torch.randn(8, 16, generator=generator), torch.randn(8, 3, generator=generator)
+            torch.nn.functional.mse_loss(wrapper["ddp"](x), y).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        assert resizes and all(plan.changed for plan in resizes)
+        assert sum(controller.ranks.values()) == controller.budget
+    finally:
+        dist.destroy_process_group()
