@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import l1ra_core
+from l1ra_core._atomic import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results" / "allocate.json"
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -56,21 +56,6 @@ def time_ms(call: Callable[[], Any], repeats: int, warmup: int = 3) -> dict[str,
         "p90_ms": float(np.percentile(wall, 90)),
         "cpu_median_ms": statistics.median(cpu),
     }
-
-
-def write_atomically(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON so that readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        try:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, path)
 
 
 def main() -> None:
@@ -113,7 +98,7 @@ def main() -> None:
             f"{name:32s} median {timing['median_ms']:7.2f} ms  min {timing['min_ms']:7.2f} ms  "
             f"p90 {timing['p90_ms']:7.2f} ms  cpu median {timing['cpu_median_ms']:7.2f} ms"
         )
-    write_atomically(RESULTS, result)
+    atomic_write_text(RESULTS, json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS}")
 
 

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ._atomic import atomic_write, atomic_write_text
+from l1ra_core._atomic import atomic_write, atomic_write_text
 from .config import L1RAConfig
 from .controller import L1RAController
 from .layer import RANK_DIMS, linear_shape

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from ._atomic import atomic_write, atomic_write_text
+from l1ra_core._atomic import atomic_write, atomic_write_text
 from .config import L1RAConfig
 from .model import adapter_layers
 

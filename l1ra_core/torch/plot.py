@@ -9,7 +9,7 @@ from typing import Any
 
 from l1ra_core import RankReport, rank_report
 
-from ._atomic import atomic_write
+from l1ra_core._atomic import atomic_write
 
 __all__ = ["module_type", "plot_rank_heatmap", "report_ranks"]
 
