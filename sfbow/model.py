@@ -10,10 +10,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numba
