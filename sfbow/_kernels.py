@@ -82,3 +82,18 @@ def num_threads(n: int | None) -> Iterator[int]:
         yield n
     finally:
         numba.set_num_threads(previous)
+
+
+def concurrent_calls_are_safe() -> bool:
+    """Whether several Python threads may run the parallel kernels at once.
+
+    Numba's OpenMP and TBB threading layers allow it; its fallback ``workqueue`` layer does not.
+    The layer is chosen at the first parallel call, so this makes one (a trivial one) if needed.
+    """
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run in this process yet
+        max_pool(np.zeros((1, 1), np.float32), np.zeros(0, np.int64), np.zeros(2, np.int64),
+                 np.empty((1, 1), np.float32))
+        layer = numba.threading_layer()
+    return layer in ("omp", "tbb")

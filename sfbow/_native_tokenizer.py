@@ -26,9 +26,8 @@ count with :func:`numba.set_num_threads`.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Mapping, Sequence, Sized
+from collections.abc import Mapping, Sequence, Sized
 
 import numpy as np
 from numba import njit, prange
@@ -239,14 +238,8 @@ class NativeVocabulary:
         """Ids of the known tokens of each sentence, as ``sfbow.tokenize.tokenize`` + ``index`` give them.
 
         Returns ``(ids, offsets)``: int64 arrays, sentence ``i``'s ids are
-        ``ids[offsets[i]:offsets[i + 1]]`` in token order, unknown tokens skipped.
-        """
-        return self.prepare(sentences)()
-
-    def prepare(self, sentences: Sequence[str]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-        """The Python half of :meth:`token_ids`; calling the result runs the kernel without the GIL.
-
-        Split so that a caller can prepare the next batch while the kernel works on this one.
+        ``ids[offsets[i]:offsets[i + 1]]`` in token order, unknown tokens skipped. The Python part
+        (joining and encoding the strings) holds the GIL; the kernel releases it.
         """
         n = len(sentences)
         text = "".join(sentences)
@@ -267,8 +260,8 @@ class NativeVocabulary:
         starts = _offsets(lengths)
         fallback_offsets = _offsets(_lengths(slow_ids))
         fallback_ids = np.fromiter((r for ids in slow_ids for r in ids), np.int64, fallback_offsets[-1])
-        return functools.partial(_token_ids, buf, starts, fallback_of, fallback_ids, fallback_offsets,
-                                 _CLASSES, _LOWER, self._slots, self._keys, self._key_starts)
+        return _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
+                          _CLASSES, _LOWER, self._slots, self._keys, self._key_starts)
 
 
 def _lengths(items: Sequence[Sized]) -> np.ndarray:

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import sparse
 
 from sfbow._baseline_kernels import dynamax_jaccard
+from sfbow._lookup import token_ids
 from sfbow.model import SFBoW
 from sfbow.tokenize import Tokenizer, tokenize
 from sfbow.vectors import WordVectors, as_word_vectors
@@ -42,13 +43,7 @@ class _WordVectorBaseline:
         """Rows of each sentence's known tokens in CSR form ``(ids, offsets)``."""
         if isinstance(sentences, str):
             raise TypeError("sentences must be a list of strings, got a single string; wrap it: [sentence]")
-        get, tokenizer = self.vectors.index.get, self.tokenizer
-        ids: list[int] = []
-        offsets = [0]
-        for sentence in sentences:
-            ids.extend(row for row in map(get, tokenizer(sentence)) if row is not None)
-            offsets.append(len(ids))
-        return np.asarray(ids, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
+        return token_ids(sentences, self.vectors, self.tokenizer)
 
     def _weighted_mean(self, sentences: Sequence[str], weights: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``(n, d)`` float32: per sentence, ``sum weights(id) * vector(id) / count`` over its known words."""

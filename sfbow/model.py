@@ -7,12 +7,10 @@ is gather work done by a Numba kernel (:mod:`sfbow._kernels`).
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numba
@@ -20,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sfbow import _kernels, _persistence
-from sfbow._native_tokenizer import NativeVocabulary
+from sfbow._lookup import token_ids
 from sfbow._validation import check_positive_int
 from sfbow.tokenize import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe
@@ -30,6 +28,9 @@ __all__ = ["SFBoW"]
 
 #: Inputs at least this long show a progress bar by default (on a terminal).
 PROGRESS_THRESHOLD = 100_000
+
+#: The smallest chunk of sentences a thread takes (smaller ones cost more in overhead than they balance).
+_MIN_CHUNK = 2_048
 
 #: How memberships are stored, see :class:`SFBoW`.
 MEMBERSHIPS = ("float32", "float16", "on-the-fly")
@@ -127,11 +128,10 @@ class SFBoW:
         A sentence with no known word (empty, only unknown tokens) encodes to the zero vector.
         With ``pretokenized=True`` each item is a list of tokens, used as given. A progress bar shows
         on a terminal for inputs of :data:`PROGRESS_THRESHOLD` sentences or more, unless
-        ``show_progress`` says otherwise. Batches of ``batch_size`` sentences stream through the
-        tokeniser and the kernel, so memory beyond the output stays bounded. ``n_threads`` threads
-        share each batch (default: all CPUs, see :func:`sfbow._kernels.num_threads`); with more than
-        one, the Python part of the next batch (joining and encoding its strings) runs while the
-        kernels work on this one.
+        ``show_progress`` says otherwise. Chunks of at most ``batch_size`` sentences stream through
+        the tokeniser and the kernels, so memory beyond the output stays bounded. ``n_threads``
+        threads (default: all CPUs) encode chunks side by side: each prepares its chunk in Python,
+        then runs the compiled kernels without the GIL while another prepares the next.
         """
         sentences = _check_sentences(sentences, pretokenized)
         batch_size = check_positive_int(batch_size, "batch_size")
@@ -141,35 +141,26 @@ class SFBoW:
         out = np.empty((n, self.dim), dtype=np.float32)
         if show_progress is None:
             show_progress = n >= PROGRESS_THRESHOLD
-        with tqdm(total=n, unit="sent", disable=not show_progress or None, desc="encode") as bar, \
-                _kernels.num_threads(n_threads) as threads, contextlib.ExitStack() as stack:
-            # Several threads and batches: a worker thread runs the kernels (GIL released) while
-            # this one prepares the next batch in Python; otherwise everything runs here.
-            kernels = None
-            if threads > 1 and n > batch_size:
-                kernels = stack.enter_context(
-                    ThreadPoolExecutor(1, initializer=numba.set_num_threads, initargs=(threads,)))
-            pending: Future[None] | None = None
-            for start in range(0, n, batch_size):
-                batch = sentences[start:start + batch_size]
-                token_ids = self._token_ids(batch, pretokenized)
-                if kernels is None:
-                    self._pool_batch(token_ids, out[start:start + len(batch)])
-                    bar.update(len(batch))
-                    continue
-                if pending is not None:
-                    pending.result()
-                    bar.update(batch_size)
-                pending = kernels.submit(self._pool_batch, token_ids, out[start:start + len(batch)])
-            if pending is not None:
-                pending.result()
-                bar.update(n - bar.n)
-        return out
 
-    def _pool_batch(self, token_ids: Callable[[], tuple[np.ndarray, np.ndarray]], out: np.ndarray) -> None:
-        """Run a batch's compiled token look-up (from :meth:`_token_ids`), then pool it into ``out``."""
-        ids, offsets = token_ids()
-        self._max_pool(ids, offsets, out)
+        def encode_chunk(start: int) -> int:
+            stop = min(start + chunk, n)
+            ids, offsets = token_ids(sentences[start:stop], self.vectors, self.tokenizer, pretokenized=pretokenized)
+            self._max_pool(ids, offsets, out[start:stop])
+            return stop - start
+
+        with tqdm(total=n, unit="sent", disable=not show_progress or None, desc="encode") as bar, \
+                _kernels.num_threads(n_threads) as threads:
+            # Several threads: many chunks (8 a thread), so that the threads finish together.
+            chunk = batch_size if threads == 1 else min(batch_size, max(_MIN_CHUNK, -(-n // (8 * threads))))
+            starts = range(0, n, chunk)
+            if len(starts) > 1 and threads > 1 and _kernels.concurrent_calls_are_safe():
+                with ThreadPoolExecutor(threads, initializer=numba.set_num_threads, initargs=(1,)) as pool:
+                    for done in pool.map(encode_chunk, starts):
+                        bar.update(done)
+            else:  # one chunk (its kernels use the threads), or a threading layer that is not thread-safe
+                for start in starts:
+                    bar.update(encode_chunk(start))
+        return out
 
     def _max_pool(self, ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
         """Max-pool each sentence's membership rows into ``out`` (float32), per :attr:`memberships`."""
@@ -181,33 +172,6 @@ class SFBoW:
             rows, local_ids = np.unique(ids, return_inverse=True)
             table = np.ascontiguousarray(self._memberships_of(self._membership_words[rows]), dtype=np.float32)
             _kernels.max_pool(table, local_ids.astype(np.int64, copy=False), offsets, out)
-
-    def _token_ids(self, sentences: Sequence[Any],
-                   pretokenized: bool) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-        """Table rows of each sentence's known tokens, in CSR form ``(ids, offsets)``, on call.
-
-        The Python work happens now; calling the result does the compiled rest without the GIL.
-        Raw strings under the default tokenizer take the compiled path (same ids, about 10x faster);
-        a custom tokenizer or pre-tokenised input goes through Python.
-        """
-        if not pretokenized and self.tokenizer is tokenize:
-            return self._native_vocabulary.prepare(sentences)
-        get = self.vectors.index.get
-        tokenizer = self.tokenizer
-        ids: list[int] = []
-        offsets = np.empty(len(sentences) + 1, dtype=np.int64)
-        offsets[0] = 0
-        for i, sentence in enumerate(sentences):
-            tokens = sentence if pretokenized else tokenizer(sentence)
-            ids.extend(row for row in map(get, tokens) if row is not None)
-            offsets[i + 1] = len(ids)
-        result = np.asarray(ids, dtype=np.int64), offsets
-        return lambda: result
-
-    @functools.cached_property
-    def _native_vocabulary(self) -> NativeVocabulary:
-        """The vocabulary as a Numba hash table for the default tokenizer, built on first use."""
-        return NativeVocabulary(self.vectors.index)
 
     # -- persistence -----------------------------------------------------------------------------
 
