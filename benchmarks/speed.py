@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from sfbow._atomic import atomic_write
+
 SETUP = """\
 setup (peers live in their own virtual environment, outside the repository):
   python -m venv /work/bench-venv
@@ -301,9 +303,8 @@ def start_times() -> dict[str, Any]:
 
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
+    with atomic_write(path, "w", encoding="utf-8") as stream:
+        stream.write(text)
 
 
 def markdown(results: dict[str, Any]) -> str:
