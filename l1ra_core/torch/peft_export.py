@@ -33,8 +33,8 @@ def export_peft(
 ) -> Path:
     """Write ``adapter_config.json`` and ``adapter_model.safetensors`` for PEFT's LoRA to ``directory``.
 
-    Adapters at rank 0 are left out (they contribute nothing). ``model`` keeps its adapters; the export
-    reads the unmerged factors, so it is correct whether or not the adapters are merged.
+    Every adapter is exported (ranks never drop below ``config.min_rank`` >= 1). ``model`` keeps its
+    adapters; the export reads the unmerged factors, so it is correct whether or not the adapters are merged.
 
     Args:
         model: the model carrying L1RA adapters (not wrapped in a PEFT model).
@@ -46,11 +46,10 @@ def export_peft(
     Returns:
         The directory.
     """
-    adapters = {name: layer for name, layer in adapter_layers(model).items() if layer.rank > 0}
+    adapters = adapter_layers(model)
     if not adapters:
         raise ValueError(
-            f"{type(model).__name__} has no L1RA adapters (of rank > 0) to export; inject_adapters or "
-            "load_adapters first"
+            f"{type(model).__name__} has no L1RA adapters to export; inject_adapters or load_adapters first"
         )
     conv1d = {layer.fan_in_fan_out for layer in adapters.values()}
     if len(conv1d) > 1:
@@ -64,7 +63,12 @@ def export_peft(
             prefix = f"base_model.model.{name}"
             tensors[f"{prefix}.lora_A.weight"] = (layer.gate[:, None] * layer.lora_A).cpu().contiguous()
             tensors[f"{prefix}.lora_B.weight"] = layer.lora_B.detach().cpu().contiguous()
-    # PEFT matches pattern keys as regexes against the module name (suffix match): escape the names.
+    # PEFT (0.21) looks a module up in rank_pattern / alpha_pattern with
+    # re.match(rf"(.*\.)?({key})$", name), a suffix match: key "a\.x" would also give module "z.a.x" the
+    # rank of "a.x". A leading "^" anchors the key at the start of the name, so each key matches exactly
+    # its own module. target_modules as a list is a suffix match too (PEFT would wrap modules L1RA never
+    # adapted); as a string it is a regex that must match the whole name: one alternation of the names.
+    names = sorted(adapters)
     peft_config = {
         "peft_type": "LORA",
         "task_type": task_type,
@@ -72,9 +76,9 @@ def export_peft(
         "r": config.r,
         "lora_alpha": config.alpha,
         "lora_dropout": config.dropout,
-        "target_modules": sorted(adapters),
-        "rank_pattern": {re.escape(name): layer.rank for name, layer in adapters.items()},
-        "alpha_pattern": {re.escape(name): config.alpha * layer.rank / config.r for name, layer in adapters.items()},
+        "target_modules": "|".join(re.escape(name) for name in names),
+        "rank_pattern": {_anchored(name): adapters[name].rank for name in names},
+        "alpha_pattern": {_anchored(name): config.alpha * adapters[name].rank / config.r for name in names},
         "fan_in_fan_out": conv1d.pop(),
         "bias": "none",
         "use_rslora": False,
@@ -87,3 +91,8 @@ def export_peft(
     atomic_write(directory / "adapter_model.safetensors", lambda tmp: save_file(tensors, str(tmp)))
     atomic_write_text(directory / "adapter_config.json", json.dumps(peft_config, indent=2, sort_keys=True) + "\n")
     return directory
+
+
+def _anchored(name: str) -> str:
+    """A PEFT pattern key that matches the module ``name`` and no other (see the comment in export_peft)."""
+    return "^" + re.escape(name)
