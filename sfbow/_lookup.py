@@ -44,6 +44,9 @@ def token_ids(sentences: Sequence[Any], vectors: WordVectors, tokenizer: Tokeniz
     offsets[0] = 0
     for i, sentence in enumerate(sentences):
         tokens = sentence if pretokenized else tokenizer(sentence)
+        if not pretokenized and not isinstance(tokens, (list, tuple)):
+            raise TypeError(f"the tokenizer must return a list of strings; for sentence {i} it returned "
+                            f"{type(tokens).__name__}")
         ids.extend(row for row in map(get, tokens) if row is not None)
         offsets[i + 1] = len(ids)
     return np.asarray(ids, dtype=np.int64), offsets

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
+from typing import Any
+
 import numpy as np
 
 
@@ -20,3 +23,31 @@ def check_positive_int(value: object, name: str) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)
+
+
+def check_sentences(sentences: Any, name: str = "sentences", *, pretokenized: bool = False) -> list[Any]:
+    """``sentences`` as a list of strings (or of token lists when ``pretokenized``), in order.
+
+    Accepts any ordered iterable (list, tuple, generator, 1-D NumPy array, pandas Series: by
+    position, not by label); a single string, an unordered set or mapping, or a non-string item is
+    a ``TypeError`` naming the item.
+    """
+    if isinstance(sentences, (str, bytes)):
+        raise TypeError(f"{name} must be a list of strings, got a single string; wrap it: [sentence]")
+    if isinstance(sentences, (Set, Mapping)):
+        raise TypeError(f"{name} must be an ordered sequence of strings, got a {type(sentences).__name__}")
+    if getattr(sentences, "ndim", 1) != 1:
+        raise ValueError(f"{name} must be 1-D, one sentence per item, got shape {sentences.shape}; "
+                         "for a DataFrame select the text column (df['text'])")
+    try:
+        items = list(sentences)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of strings, got {type(sentences).__name__}") from None
+    for i, item in enumerate(items):
+        if pretokenized:
+            if isinstance(item, str) or not isinstance(item, (list, tuple)) or not all(
+                    isinstance(t, str) for t in item):
+                raise TypeError(f"{name}[{i}] must be a list of token strings (pretokenized=True), got {item!r}")
+        elif not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] must be a string, got {type(item).__name__}: {item!r}")
+    return items

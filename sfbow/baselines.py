@@ -17,6 +17,7 @@ Words the vectors do not know are skipped; a sentence without a known word gets 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from scipy import sparse
 
 from sfbow._baseline_kernels import dynamax_jaccard
 from sfbow._lookup import token_ids
+from sfbow._validation import check_sentences
 from sfbow.model import SFBoW
 from sfbow.tokenize import Tokenizer, tokenize
 from sfbow.vectors import WordVectors, as_word_vectors
@@ -41,9 +43,7 @@ class _WordVectorBaseline:
 
     def _token_ids(self, sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Rows of each sentence's known tokens in CSR form ``(ids, offsets)``."""
-        if isinstance(sentences, str):
-            raise TypeError("sentences must be a list of strings, got a single string; wrap it: [sentence]")
-        return token_ids(sentences, self.vectors, self.tokenizer)
+        return token_ids(check_sentences(sentences), self.vectors, self.tokenizer)
 
     def _weighted_mean(self, sentences: Sequence[str], weights: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``(n, d)`` float32: per sentence, ``sum weights(id) * vector(id) / count`` over its known words."""
@@ -105,8 +105,8 @@ class SIFEncoder(_WordVectorBaseline):
     def __init__(self, vectors: Any = None, *, a: float = 1e-3, remove_pc: bool = False,
                  tokenizer: Tokenizer | None = None, frequency: Callable[[str], float] | None = None) -> None:
         super().__init__(vectors, tokenizer)
-        if not a > 0:
-            raise ValueError(f"a must be > 0, got {a!r}")
+        if not (isinstance(a, (int, float)) and math.isfinite(a) and a > 0):
+            raise ValueError(f"a must be a finite number > 0, got {a!r}")
         self.a = float(a)
         self.remove_pc = bool(remove_pc)
         self.frequency = wordfreq_frequency if frequency is None else frequency
@@ -129,7 +129,12 @@ class SIFEncoder(_WordVectorBaseline):
     def _weights_of(self, ids: np.ndarray) -> np.ndarray:
         missing = np.unique(ids[np.isnan(self._weights[ids])])
         words = self.vectors.words
-        self._weights[missing] = [self.a / (self.a + self.frequency(words[row])) for row in missing]
+        frequencies = np.array([self.frequency(words[row]) for row in missing], dtype=np.float64)
+        bad = ~(np.isfinite(frequencies) & (frequencies >= 0))
+        if bad.any():
+            word = words[missing[np.argmax(bad)]]
+            raise ValueError(f"frequency({word!r}) returned {frequencies[bad][0]!r}; frequencies must be finite and >= 0")
+        self._weights[missing] = self.a / (self.a + frequencies)
         return self._weights[ids]
 
 

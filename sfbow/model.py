@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from sfbow import _kernels, _persistence
 from sfbow._lookup import token_ids
-from sfbow._validation import check_positive_int
+from sfbow._validation import check_positive_int, check_sentences
 from sfbow.tokenize import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe
 from sfbow.vectors import WordVectors, as_word_vectors
@@ -133,7 +133,7 @@ class SFBoW:
         threads (default: all CPUs) encode chunks side by side: each prepares its chunk in Python,
         then runs the compiled kernels without the GIL while another prepares the next.
         """
-        sentences = _check_sentences(sentences, pretokenized)
+        sentences = check_sentences(sentences, pretokenized=pretokenized)
         batch_size = check_positive_int(batch_size, "batch_size")
         if n_threads is not None:
             n_threads = check_positive_int(n_threads, "n_threads")
@@ -207,21 +207,3 @@ def _check_memberships(memberships: str, clip: bool) -> str:
     if memberships == "float16" and not clip:
         raise ValueError("memberships='float16' needs clip=True (it pools non-negative values as bit patterns)")
     return memberships
-
-
-def _check_sentences(sentences: Any, pretokenized: bool) -> Sequence[Any]:
-    """Check the input is a sequence of strings (or of token lists) and return it as a list."""
-    if isinstance(sentences, (str, bytes)):
-        raise TypeError("sentences must be a list of strings, got a single string; wrap it: [sentence]")
-    try:
-        sentences = list(sentences)
-    except TypeError:
-        raise TypeError(f"sentences must be a list of strings, got {type(sentences).__name__}") from None
-    for i, item in enumerate(sentences):
-        if pretokenized:
-            if isinstance(item, str) or not isinstance(item, (list, tuple)) or not all(
-                    isinstance(t, str) for t in item):
-                raise TypeError(f"sentences[{i}] must be a list of token strings (pretokenized=True), got {item!r}")
-        elif not isinstance(item, str):
-            raise TypeError(f"sentences[{i}] must be a string, got {type(item).__name__}: {item!r}")
-    return sentences

@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.utils.validation import check_is_fitted
 
+from sfbow._validation import check_sentences
 from sfbow.model import SFBoW
 from sfbow.tokenize import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe
@@ -94,10 +95,12 @@ class SFBoWVectorizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         default = _is_default(self.vectors)
         vectors = as_word_vectors(self.vectors)
         universe = self.universe
+        k = self.k
         if self.fit_universe_on == "data" and isinstance(universe, str):
-            universe = build_universe(universe, self._data_word_matrix(vectors, sentences), k=self.k,
+            universe = build_universe(universe, self._data_word_matrix(vectors, sentences), k=k,
                                       random_state=self.random_state, n_words=self.n_words)
-        model = SFBoW(vectors, universe, k=self.k, normalize=self.normalize, clip=self.clip,
+            k = None  # applied: the model gets the built matrix
+        model = SFBoW(vectors, universe, k=k, normalize=self.normalize, clip=self.clip,
                       tokenizer=self.tokenizer, random_state=self.random_state, n_words=self.n_words)
         self.universe_ = model.universe
         self.vectors_ = None if default else vectors
@@ -146,19 +149,8 @@ def _is_default(vectors: Any) -> bool:
 
 
 def _check_sentences(X: Any) -> list[str]:
-    """X as a list of sentences: a 1-D list, tuple, array or pandas Series of strings."""
-    if isinstance(X, (str, bytes)):
-        raise TypeError("X must be an iterable of sentences, got a single string; wrap it: [sentence]")
-    if getattr(X, "ndim", 1) != 1:
-        raise ValueError(f"X must be 1-D, one sentence per item, got shape {X.shape}; "
-                         "for a DataFrame select the text column (df['text'])")
-    try:
-        sentences = list(X)
-    except TypeError:
-        raise TypeError(f"X must be an iterable of sentences, got {type(X).__name__}") from None
-    for i, item in enumerate(sentences):
-        if not isinstance(item, str):
-            raise TypeError(f"X[{i}] must be a string, got {type(item).__name__}: {item!r}")
+    """X as a list of sentences (see :func:`sfbow._validation.check_sentences`), at least one."""
+    sentences = check_sentences(X, "X")
     if not sentences:
         raise ValueError("X has 0 sentences; at least one is required")
     return sentences

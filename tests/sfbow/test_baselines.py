@@ -64,11 +64,6 @@ def test_sif_fit_freezes_the_component(small_vectors: WordVectors) -> None:
     np.testing.assert_allclose(one, encoder.encode(corpus)[:1], atol=1e-6)
 
 
-def test_sif_rejects_bad_a(small_vectors: WordVectors) -> None:
-    with pytest.raises(ValueError, match="a must be > 0"):
-        SIFEncoder(small_vectors, a=0)
-
-
 sentence = st.lists(st.sampled_from(["the", "cat", "sat", "on", "mat", "dog", "zebra", "."]), max_size=8).map(" ".join)
 
 
@@ -120,3 +115,25 @@ def stsb_dev(stsb_dir: Path):
 def test_design_figures_on_stsb_dev(stsb_dev, make, similarity: str, figure: float) -> None:
     assert evaluate_sts(make(), [stsb_dev], similarity=similarity).spearman == pytest.approx(figure, abs=1.0)
 
+
+
+@pytest.mark.parametrize("a", [0.0, -1.0, float("inf"), float("nan")])
+def test_sif_rejects_a_bad_smoothing_constant(small_vectors: WordVectors, a: float) -> None:
+    with pytest.raises(ValueError, match="a must be a finite number > 0"):
+        SIFEncoder(small_vectors, a=a)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1.0, float("inf")])
+def test_sif_rejects_bad_frequencies_instead_of_returning_nan(small_vectors: WordVectors, bad: float) -> None:
+    encoder = SIFEncoder(small_vectors, frequency=lambda word: bad)
+    with pytest.raises(ValueError, match="frequencies must be finite and >= 0"):
+        encoder.encode(["the cat"])
+
+
+def test_baselines_read_a_series_by_position() -> None:
+    import pandas as pd
+
+    words = ["café", "a", "b", "zz"]
+    encoder = AverageEncoder((words, np.eye(4)))
+    vectors = encoder.encode(pd.Series(["a café", "b"], index=[1, 0]))
+    np.testing.assert_allclose(vectors, [[0.5, 0.5, 0, 0], [0, 0, 1, 0]])

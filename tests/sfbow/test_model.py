@@ -105,3 +105,20 @@ def test_default_entry_point_is_cached_and_real():
     unrelated = sfbow.fuzzy_jaccard(vectors[0], vectors[2])
     assert related > unrelated + 0.1
     assert sfbow.similarity("", "") == 0.0
+
+
+def test_any_ordered_iterable_is_encoded_by_position(small_model):
+    import pandas as pd
+
+    sentences = ["the cat", "a dog ran", ""]
+    expected = small_model.encode(sentences)
+    for given in (tuple(sentences), iter(sentences), np.array(sentences), pd.Series(sentences, index=[7, 3, 5])):
+        np.testing.assert_array_equal(small_model.encode(given), expected)
+    with pytest.raises(TypeError, match="ordered sequence"):
+        small_model.encode({"the cat"})
+
+
+def test_a_tokenizer_that_returns_no_list_is_named(small_vectors):
+    model = SFBoW(small_vectors, "identity", tokenizer=lambda s: None)
+    with pytest.raises(TypeError, match="tokenizer must return a list of strings; for sentence 0 it returned NoneType"):
+        model.encode(["the cat"])

@@ -115,7 +115,7 @@ def test_unfitted_and_bad_input(vectorizer: SFBoWVectorizer) -> None:
         (np.array([["a", "b"]]), ValueError, r"must be 1-D.*shape \(1, 2\)"),
         (["a", 3], TypeError, r"X\[1\] must be a string"),
         ([], ValueError, "0 sentences"),
-        (42, TypeError, "iterable of sentences"),
+        (42, TypeError, "X must be a list of strings, got int"),
     ]:
         with pytest.raises(error, match=message):
             vectorizer.fit(bad)
