@@ -35,7 +35,7 @@ class ModelFileError(ValueError):
 
 def save_model(path: str | os.PathLike[str], model: SFBoW) -> None:
     """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then a rename."""
-    encoded = [w.encode("utf-8") for w in model.vectors.words]
+    encoded = [w.encode("utf-8", "surrogatepass") for w in model.vectors.words]
     arrays = {
         "words": np.frombuffer(b"".join(encoded), dtype=np.uint8),
         "word_ends": np.cumsum([len(w) for w in encoded], dtype=np.int64),
@@ -108,7 +108,7 @@ def _decode_words(path: Path, buffer: np.ndarray, ends: np.ndarray) -> list[str]
         raise ModelFileError(f"{path}: the word offsets do not fit the word buffer")
     raw = buffer.tobytes()
     starts = np.concatenate(([0], ends[:-1]))
-    return [raw[s:e].decode("utf-8") for s, e in zip(starts.tolist(), ends.tolist())]
+    return [raw[s:e].decode("utf-8", "surrogatepass") for s, e in zip(starts.tolist(), ends.tolist())]
 
 
 def _digest(array: np.ndarray) -> str:

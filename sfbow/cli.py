@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sfbow._atomic import atomic_write
+from sfbow.evaluation import split_lines
 from sfbow.model import SFBoW
 from sfbow.similarity import cosine, fuzzy_jaccard
 from sfbow.universe import DEFAULT_N_WORDS, STRATEGIES
@@ -35,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"sfbow {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
@@ -107,12 +108,13 @@ def _load_model(path: str | None) -> SFBoW:
 
 def _encode(args: argparse.Namespace) -> int:
     if args.input == "-":
-        lines = sys.stdin.read().splitlines()
+        raw, source = sys.stdin.buffer.read(), "<stdin>"
     else:
         path = Path(args.input)
         if not path.is_file():
             raise FileNotFoundError(f"input file not found: {path}")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        raw, source = path.read_bytes(), path
+    lines = [line for _, line in split_lines(raw, source)]
     model = _load_model(args.model)
     vectors = model.encode(lines, show_progress=False if args.no_progress else None)
     _save_npy(args.output, vectors)

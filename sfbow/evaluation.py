@@ -75,6 +75,9 @@ class STSTask:
     def __post_init__(self) -> None:
         if not self.subsets:
             raise ValueError(f"task {self.name!r} has no subsets")
+        names = [subset.name for subset in self.subsets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task {self.name!r} has subsets with the same name: {names}; name them apart")
 
 
 # -- loaders ----------------------------------------------------------------------------------------
@@ -177,20 +180,25 @@ def _existing_file(path: str | os.PathLike[str], what: str) -> Path:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` of a UTF-8 text file, without line ends (``\\n`` or ``\\r\\n``) or BOM.
+    """``(line number, line)`` of a UTF-8 text file (see :func:`split_lines`)."""
+    return split_lines(path.read_bytes(), path)
 
-    A final line end does not start another record. Bytes that are not UTF-8 raise an error naming
-    the line.
+
+def split_lines(raw: bytes, source: object) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of UTF-8 text, without line ends (``\\n`` or ``\\r\\n``) or BOM.
+
+    Only ``\\n`` ends a line (``str.splitlines`` would also split on form feeds and other
+    separators inside a line). A final line end does not start another record. Bytes that are not
+    UTF-8 raise an error naming ``source`` and the line.
     """
-    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
-    lines = raw.split(b"\n")
+    lines = raw.removeprefix(b"\xef\xbb\xbf").split(b"\n")
     if lines[-1] == b"":
         lines.pop()
     for number, line in enumerate(lines, start=1):
         try:
             yield number, line.removesuffix(b"\r").decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+            raise ValueError(f"{source}:{number}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
 def _score(text: str, path: Path, number: int) -> float:

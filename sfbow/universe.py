@@ -81,6 +81,9 @@ def principal_directions(word_matrix: np.ndarray, k: int, random_state: int) -> 
     if k > 2 * dim:
         raise ValueError(f"the pca universe has at most 2 d = {2 * dim} rows; got k={k}")
     n_directions = (k + 1) // 2
+    if n_directions > min(len(word_matrix) - 1, dim):
+        raise ValueError(f"k={k} needs {n_directions} principal directions, but {len(word_matrix)} words "
+                         f"give at most {min(len(word_matrix) - 1, dim)}: lower k or raise n_words")
     centred = word_matrix - word_matrix.mean(axis=0, dtype=np.float64)
     _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
     directions = vt[:n_directions]
@@ -124,6 +127,8 @@ def build_universe(strategy: str | Any, word_matrix: np.ndarray, *, k: int | Non
     """
     dim = word_matrix.shape[1]
     if not isinstance(strategy, str):
+        if k is not None:
+            raise ValueError("k applies to the named strategies; a user-supplied universe has K = its rows")
         universe = np.ascontiguousarray(strategy, dtype=np.float32)
         if universe.ndim != 2 or universe.shape[1] != dim or universe.shape[0] == 0:
             raise ValueError(
@@ -138,4 +143,6 @@ def build_universe(strategy: str | Any, word_matrix: np.ndarray, *, k: int | Non
         k = DEFAULT_K[strategy] or (2 * dim if strategy == "pca" else dim)
     k = check_positive_int(k, "k")
     n_words = check_positive_int(n_words, "n_words")
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise TypeError(f"random_state must be a non-negative integer, got {random_state!r}")
     return STRATEGIES[strategy](word_matrix[:n_words], k, random_state)

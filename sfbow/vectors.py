@@ -136,7 +136,7 @@ def _read_text_vectors(path: Path, limit: int | None) -> tuple[list[str], np.nda
             if fields == [""]:
                 continue
             dim = dim or len(fields) - 1
-            if dim == 0 or len(fields) < dim + 1:
+            if dim == 0 or len(fields) < dim + 1 or _numbers(fields[1:-dim]):
                 raise ValueError(f"{path}:{number}: expected a word and {dim} numbers, got {len(fields) - 1} fields")
             words.append(" ".join(fields[:-dim]))
             rows.append(fields[-dim:])
@@ -151,6 +151,14 @@ def _read_text_vectors(path: Path, limit: int | None) -> tuple[list[str], np.nda
     except ValueError as exc:
         raise ValueError(f"{path}: a vector value is not a number: {exc}") from None
     return words, matrix
+
+
+def _numbers(fields: list[str]) -> bool:
+    """Whether ``fields`` is non-empty and all numbers: extra values on a line, not part of a word."""
+    try:
+        return bool(fields) and all(float(f) == float(f) for f in fields)
+    except ValueError:
+        return False
 
 
 def as_word_vectors(source: Any) -> WordVectors:

@@ -61,3 +61,16 @@ def test_help_explains_the_commands(capsys):
 
 def test_the_shipped_example_file_encodes():
     assert main(["encode", str(EXAMPLES), "-o", "/dev/null", "--no-progress"]) == 0
+
+
+def test_only_newlines_end_lines_so_rows_match_line_numbers(tmp_path):
+    source = tmp_path / "odd.txt"
+    source.write_bytes("a\x0cb\nc\u2028d\r\ne\x1cf\n".encode())
+    out = tmp_path / "out.npy"
+    assert main(["encode", str(source), "-o", str(out)]) == 0
+    assert np.load(out).shape == (3, 100)
+
+
+def test_an_output_folder_that_does_not_exist_is_named(tmp_path, capsys):
+    assert main(["encode", str(EXAMPLES), "-o", str(tmp_path / "nope" / "v.npy")]) == 2
+    assert "the folder" in capsys.readouterr().err

@@ -213,3 +213,8 @@ def test_default_model_on_stsb_dev(stsb_dir: Path) -> None:
 
     result = evaluate_sts(sfbow.default_model(), [load_stsb(stsb_dir / "sts-dev.csv")], similarity="fuzzy_jaccard")
     assert result.spearman == pytest.approx(74.0, abs=0.5)
+
+
+def test_subsets_of_a_task_need_distinct_names() -> None:
+    with pytest.raises(ValueError, match="subsets with the same name"):
+        STSTask("t", (toy("x", [1, 2]), toy("x", [3, 4, 5])))

@@ -109,3 +109,10 @@ def test_custom_tokenizer_is_not_saved_and_load_says_so(tmp_path, small_vectors)
         SFBoW.load(tmp_path / "m.npz")
     loaded = SFBoW.load(tmp_path / "m.npz", tokenizer=str.split)
     np.testing.assert_array_equal(loaded.encode(["cat sat"]), model.encode(["cat sat"]))
+
+
+def test_words_with_lone_surrogates_round_trip(tmp_path):
+    words = ["ok", "bad\udc80word"]
+    model = SFBoW(WordVectors(words, np.eye(2)), "identity")
+    model.save(tmp_path / "m.npz")
+    assert SFBoW.load(tmp_path / "m.npz").vectors.words == words

@@ -63,3 +63,16 @@ def test_bad_universes_are_rejected(strategy, kwargs, error, message):
 
 def test_registry_lists_all_strategies():
     assert set(STRATEGIES) == {"identity", "gaussian", "frequent", "kmeans", "pca"}
+
+
+def test_pca_needs_enough_words_for_its_directions():
+    with pytest.raises(ValueError, match="needs 6 principal directions, but 3 words give at most 2"):
+        build_universe("pca", WORDS, n_words=3)
+    assert build_universe("pca", WORDS, k=4, n_words=3).shape == (4, 6)
+
+
+def test_k_with_a_user_matrix_and_bad_seeds_are_errors():
+    with pytest.raises(ValueError, match="k applies to the named strategies"):
+        build_universe(np.ones((3, 6)), WORDS, k=2)
+    with pytest.raises(TypeError, match="random_state must be a non-negative integer"):
+        build_universe("gaussian", WORDS, k=3, random_state="seed")

@@ -92,3 +92,11 @@ def test_deepcopy_shares_the_immutable_vectors(small_vectors):
 
     assert copy.deepcopy(small_vectors) is small_vectors
     assert copy.deepcopy({"v": small_vectors})["v"] is small_vectors
+
+
+@pytest.mark.parametrize("header", ["", "2 3\n"])
+def test_a_row_with_an_extra_value_is_an_error_not_a_merged_word(tmp_path, header):
+    path = tmp_path / "vectors.txt"
+    path.write_text(header + "cat 1 0 0\ndog 0.9 0.1 0 0.5\n")
+    with pytest.raises(ValueError, match=r":\d: expected a word and 3 numbers, got 4"):
+        WordVectors.from_file(path)
