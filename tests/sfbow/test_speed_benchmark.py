@@ -23,6 +23,8 @@ def test_speed_benchmark_runs_and_names_skipped_peers(stsb_dir, tmp_path):
     assert results["throughput"]["sfbow"]["wall"] > 0
     for peer in ("fse-sif", "model2vec"):  # present in the benchmark's own venv, skipped or measured here
         assert peer in results["throughput"] or peer in results["skipped"]
-    assert set(results["threads"]) == {"1", "2"}
+    assert {"1", "2"} <= set(results["threads"])
     assert set(results["memory"]) == {"float32", "float16", "on-the-fly"}
+    for kind, memory in results["memory"].items():
+        assert "error" not in memory, (kind, memory)
     assert output.with_suffix(".md").read_text().startswith("# sfbow encode speed")
