@@ -1,8 +1,9 @@
 """The L1RA adapter layer: y = W x + (alpha / r0) * B diag(c) A x around a frozen linear layer.
 
 The layer never forms B A during training (two thin matmuls instead), keeps its factors on the device and
-in the dtype of the wrapped layer, and can change its rank in place (:meth:`L1RALayer.resize`) while
-leaving its output unchanged, which is what the L1RA controller needs.
+in the dtype of the wrapped layer and its gate in float32 (so small L1 steps are not rounded away in
+bf16/fp16), and can change its rank in place (:meth:`L1RALayer.resize`) while leaving its output unchanged,
+which is what the L1RA controller needs.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ class L1RALayer(nn.Module):
         factory = {"device": weight.device, "dtype": weight.dtype}
         self.lora_A = nn.Parameter(kaiming_rows(rank, self.in_features, generator=generator, **factory))
         self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank, **factory))
-        self.gate = nn.Parameter(torch.ones(rank, **factory))
+        # The gate stays float32 whatever the base dtype: in bf16/fp16 the proximal step 1 - t rounds back
+        # to 1 for small t (bf16 has 8 bits of mantissa), so nothing would ever be pruned.
+        self.gate = nn.Parameter(torch.ones(rank, device=weight.device, dtype=torch.float32))
         self.merged = False
 
     @property
@@ -127,11 +130,15 @@ class L1RALayer(nn.Module):
         if self.merged:
             return y
         h = F.linear(self.dropout(x), self.lora_A)
-        return y + F.linear(h * (self.gate * self.scaling), self.lora_B)
+        return y + F.linear(h * self._scaled_gate(h.dtype), self.lora_B)
+
+    def _scaled_gate(self, dtype: torch.dtype) -> torch.Tensor:
+        """``gate * scaling`` computed in float32, then cast to ``dtype`` (the factors' / input's dtype)."""
+        return (self.gate * self.scaling).to(dtype)
 
     def delta_weight(self) -> torch.Tensor:
         """The update (alpha / r0) * B diag(c) A, in the base weight's layout (transposed for Conv1D)."""
-        delta = (self.lora_B * (self.gate * self.scaling)) @ self.lora_A
+        delta = (self.lora_B * self._scaled_gate(self.lora_B.dtype)) @ self.lora_A
         return delta.T if self.fan_in_fan_out else delta
 
     @torch.no_grad()
@@ -168,11 +175,11 @@ class L1RALayer(nn.Module):
         if self.merged:
             raise RuntimeError("cannot resize a merged adapter; call unmerge() first")
         keep = keep.to(device=self.gate.device, dtype=torch.long)
-        factory = {"device": self.gate.device, "dtype": self.gate.dtype}
+        factory = {"device": self.lora_A.device, "dtype": self.lora_A.dtype}
         tails = {
             "lora_A": kaiming_rows(n_new, self.in_features, generator=generator, **factory),
             "lora_B": torch.zeros(self.out_features, n_new, **factory),
-            "gate": torch.ones(n_new, **factory),
+            "gate": torch.ones(n_new, device=self.gate.device, dtype=self.gate.dtype),
         }
         swaps = []
         for name, dim in RANK_DIMS.items():

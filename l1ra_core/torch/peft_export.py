@@ -61,7 +61,8 @@ def export_peft(
     with torch.no_grad():
         for name, layer in adapters.items():
             prefix = f"base_model.model.{name}"
-            tensors[f"{prefix}.lora_A.weight"] = (layer.gate[:, None] * layer.lora_A).cpu().contiguous()
+            folded = layer.gate[:, None] * layer.lora_A.float()  # the gate is float32
+            tensors[f"{prefix}.lora_A.weight"] = folded.to(layer.lora_A.dtype).cpu().contiguous()
             tensors[f"{prefix}.lora_B.weight"] = layer.lora_B.detach().cpu().contiguous()
     # PEFT (0.21) looks a module up in rank_pattern / alpha_pattern with
     # re.match(rf"(.*\.)?({key})$", name), a suffix match: key "a\.x" would also give module "z.a.x" the

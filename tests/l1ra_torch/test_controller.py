@@ -219,3 +219,17 @@ def test_data_parallel_training_rebuilds_its_wrapper_on_resize(tiny_net, tmp_pat
         assert sum(controller.ranks.values()) == controller.budget
     finally:
         dist.destroy_process_group()
+
+
+def test_small_l1_steps_shrink_the_gates_of_a_bf16_model(tiny_net):
+    # t = 1e-3: in bf16, 1 - 1e-3 rounds back to 1 and the gates would never move.
+    tiny_net.to(torch.bfloat16)
+    _, optimizer, controller = _setup(tiny_net, "cpu", optimizer_cls=torch.optim.SGD, gate_lr=1e-2, l1_lambda=0.1)
+    gates = [layer.gate for layer in adapter_layers(tiny_net).values()]
+    assert all(g.dtype == torch.float32 for g in gates)
+    for _ in range(5):
+        optimizer.step()  # no gradients: only the proximal step acts
+    for gate in gates:
+        torch.testing.assert_close(gate.detach(), torch.full_like(gate, 1 - 5e-3))
+    x = torch.randn(2, 16, dtype=torch.bfloat16)
+    assert tiny_net(x).dtype == torch.bfloat16

@@ -32,7 +32,7 @@ def test_fresh_adapter_is_identity_and_only_factors_train(device):
 def test_forward_matches_formula_on_base_device_and_dtype(device, dtype):
     layer = _trained_layer(device, dtype, rank=3, r0=6)
     x = torch.randn(2, 5, 12, device=device, dtype=dtype)
-    expected = layer.base_layer(x) + (8.0 / 6) * x @ layer.lora_A.T @ torch.diag(layer.gate) @ layer.lora_B.T
+    expected = layer.base_layer(x) + (8.0 / 6) * x @ layer.lora_A.T @ torch.diag(layer.gate).to(dtype) @ layer.lora_B.T
     out = layer(x)
     assert out.device.type == device.type and out.dtype == dtype
     assert layer.lora_A.device.type == device.type and layer.lora_A.dtype == dtype
@@ -98,3 +98,24 @@ def test_resize_refuses_merged_adapter():
 def test_rejects_unsupported_base():
     with pytest.raises(TypeError, match="nn.Linear or transformers Conv1D"):
         L1RALayer(nn.Conv2d(3, 3, 1), 2, 2, alpha=4.0)
+
+
+def test_gate_is_float32_in_a_bf16_model_and_forward_merge_stay_correct():
+    layer = _trained_layer(torch.device("cpu"), torch.bfloat16, rank=3, r0=6)
+    assert layer.gate.dtype == torch.float32 and layer.lora_A.dtype == torch.bfloat16
+    x = torch.randn(4, 12, dtype=torch.bfloat16)
+    out = layer(x)
+    assert out.dtype == torch.bfloat16
+    A, B, g = layer.lora_A.float(), layer.lora_B.float(), layer.gate.detach()
+    expected = layer.base_layer(x).float() + (8.0 / 6) * x.float() @ A.T @ torch.diag(g) @ B.T
+    torch.testing.assert_close(out.float(), expected, rtol=3e-2, atol=3e-2)
+    assert layer.delta_weight().dtype == torch.bfloat16
+    weight = layer.base_layer.weight.detach().clone()
+    layer.merge()
+    assert layer.base_layer.weight.dtype == torch.bfloat16
+    torch.testing.assert_close(layer(x).float(), out.float(), rtol=3e-2, atol=3e-2)
+    layer.unmerge()
+    torch.testing.assert_close(layer.base_layer.weight, weight, rtol=2e-2, atol=2e-2)
+    swaps = layer.resize(torch.tensor([0, 2]), 2)
+    assert layer.gate.dtype == torch.float32 and layer.lora_A.dtype == layer.lora_B.dtype == torch.bfloat16
+    assert len(swaps) == 3
