@@ -8,9 +8,10 @@ exact settings it was trained with.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from l1ra_core._checks import check_int, check_nonnegative
 
 __all__ = ["L1RAConfig"]
 
@@ -71,26 +72,36 @@ class L1RAConfig:
             object.__setattr__(self, "target_modules", tuple(targets))
         if not self.target_modules:
             raise ValueError("target_modules is empty: name at least one module, e.g. ['query', 'value']")
-        _check(isinstance(self.r, int) and self.r >= 1, f"r must be an int >= 1, got {self.r!r}")
-        _check(math.isfinite(self.alpha) and self.alpha > 0, f"alpha must be > 0, got {self.alpha!r}")
-        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
-        _check(self.budget is None or (isinstance(self.budget, int) and self.budget >= 0),
-               f"budget must be None or an int >= 0, got {self.budget!r}")
-        _check(self.l1_lambda >= 0, f"l1_lambda must be >= 0, got {self.l1_lambda!r}")
-        _check(self.gate_lr is None or self.gate_lr >= 0, f"gate_lr must be None or >= 0, got {self.gate_lr!r}")
-        _check(0.0 <= self.threshold < 1.0, f"threshold must be in [0, 1), got {self.threshold!r}")
-        _check(isinstance(self.min_rank, int) and self.min_rank >= 1,
-               f"min_rank must be an int >= 1, got {self.min_rank!r}")
+        check_int("r", self.r, minimum=1)
+        _check(check_nonnegative("alpha", self.alpha) > 0, f"alpha must be > 0, got {self.alpha!r}")
+        _check(check_nonnegative("dropout", self.dropout) < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.budget is not None:
+            check_int("budget", self.budget, minimum=0)
+        check_nonnegative("l1_lambda", self.l1_lambda)
+        if self.gate_lr is not None:
+            check_nonnegative("gate_lr", self.gate_lr)
+        _check(check_nonnegative("threshold", self.threshold) < 1.0,
+               f"threshold must be in [0, 1), got {self.threshold!r}")
+        check_int("min_rank", self.min_rank, minimum=1)
         if self.update_interval is not None and self.update_fraction is not None:
             # update_fraction has a default, so an explicit interval overrides it.
             object.__setattr__(self, "update_fraction", None)
-        _check(self.update_interval is None or self.update_interval >= 1,
-               f"update_interval must be None or >= 1, got {self.update_interval!r}")
-        _check(self.update_fraction is None or 0.0 < self.update_fraction <= 1.0,
-               f"update_fraction must be None or in (0, 1], got {self.update_fraction!r}")
-        _check(self.total_steps is None or self.total_steps >= 1,
-               f"total_steps must be None or >= 1, got {self.total_steps!r}")
-        _check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if self.update_interval is None and self.update_fraction is None:
+            raise ValueError(
+                "neither update_interval nor update_fraction is set, so ranks would never be reallocated; "
+                "set update_interval (steps) or update_fraction (share of total_steps)"
+            )
+        if self.update_interval is not None:
+            check_int("update_interval", self.update_interval, minimum=1)
+        if self.update_fraction is not None:
+            _check(0.0 < check_nonnegative("update_fraction", self.update_fraction) <= 1.0,
+                   f"update_fraction must be None or in (0, 1], got {self.update_fraction!r}")
+        if self.total_steps is not None:
+            check_int("total_steps", self.total_steps, minimum=1)
+        check_int("warmup_steps", self.warmup_steps, minimum=0)
+        check_int("seed", self.seed, minimum=0)
+        if self.init_seed is not None:
+            check_int("init_seed", self.init_seed, minimum=0)
 
     @property
     def scaling(self) -> float:

@@ -31,6 +31,15 @@ def test_json_round_trip():
         ({"min_rank": 0}, "min_rank must be"),
         ({"threshold": -0.1}, "threshold must be"),
         ({"update_fraction": 0.0}, "update_fraction must be"),
+        ({"r": True}, "r must be an int"),
+        ({"update_interval": 2.5}, "update_interval must be an int"),
+        ({"warmup_steps": 0.5}, "warmup_steps must be an int"),
+        ({"l1_lambda": float("inf")}, "l1_lambda must be finite"),
+        ({"gate_lr": float("inf")}, "gate_lr must be finite"),
+        ({"alpha": float("nan")}, "alpha must be finite"),
+        ({"budget": True}, "budget must be an int"),
+        ({"total_steps": 10.0}, "total_steps must be an int"),
+        ({"update_fraction": None}, "neither update_interval nor update_fraction"),
     ],
 )
 def test_invalid_values_are_explained(kwargs, message):
