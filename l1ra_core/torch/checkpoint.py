@@ -99,21 +99,45 @@ def load_adapters(model: nn.Module, directory: str | os.PathLike[str]) -> L1RACo
             + (" ..." if len(mismatched) > 6 else "")
             + ". Load them into the same base model they were trained on"
         )
+    ranks = meta["rank_pattern"]
+    if set(ranks) != set(meta["shapes"]):
+        raise ValueError(f"{config_path}: rank_pattern and shapes name different modules; the file is inconsistent")
+    bad_ranks = {name: r for name, r in ranks.items() if isinstance(r, bool) or not isinstance(r, int) or r < 1}
+    if bad_ranks:
+        raise ValueError(f"{config_path}: ranks must be ints >= 1, got {bad_ranks}")
+    # Check every tensor before touching the model, so a bad file never leaves it half-loaded.
     tensors = load_file(str(weights_path))
-    adapters = inject_at_ranks(model, config, {name: int(r) for name, r in meta["rank_pattern"].items()})
+    expected = {}
+    for name, rank in ranks.items():
+        in_features, out_features = meta["shapes"][name]
+        expected[f"{name}.lora_A"] = (rank, in_features)
+        expected[f"{name}.lora_B"] = (out_features, rank)
+        expected[f"{name}.gate"] = (rank,)
+    missing = sorted(set(expected) - set(tensors))
+    unknown = sorted(set(tensors) - set(expected))
+    if missing or unknown:
+        raise ValueError(
+            f"{weights_path} does not match {config_path}: "
+            + (f"lacks tensors {missing[:6]}{' ...' if len(missing) > 6 else ''}" if missing else "")
+            + ("; " if missing and unknown else "")
+            + (f"has unknown tensors {unknown[:6]}{' ...' if len(unknown) > 6 else ''}" if unknown else "")
+            + "; the adapter directory is incomplete or inconsistent"
+        )
+    wrong = [
+        f"{key} {tuple(tensors[key].shape)} (rank pattern implies {shape})"
+        for key, shape in expected.items()
+        if tuple(tensors[key].shape) != shape
+    ]
+    if wrong:
+        raise ValueError(
+            f"{weights_path}: tensors of the wrong shape: {'; '.join(wrong[:6])}; the adapter directory is "
+            "inconsistent"
+        )
+    adapters = inject_at_ranks(model, config, dict(ranks))
     with torch.no_grad():
         for name, layer in adapters.items():
             for pname in RANK_DIMS:
-                key = f"{name}.{pname}"
-                if key not in tensors:
-                    raise ValueError(f"{weights_path} lacks tensor {key!r}; the adapter directory is incomplete")
-                param = getattr(layer, pname)
-                if tensors[key].shape != param.shape:
-                    raise ValueError(
-                        f"{key} has shape {tuple(tensors[key].shape)} in {weights_path} but the rank pattern "
-                        f"implies {tuple(param.shape)}; the adapter directory is inconsistent"
-                    )
-                param.copy_(tensors[key])
+                getattr(layer, pname).copy_(tensors[f"{name}.{pname}"])
     return config
 
 
@@ -138,5 +162,13 @@ def load_training_state(
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; write it with save_training_state")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    controller.load_state_dict(state["controller"])
+    # The optimizer first: its load_state_dict is the one likely to fail (another parameter layout), and
+    # the controller must not be changed when it does. If the controller then refuses its state, the
+    # optimizer gets its previous state back.
+    previous = optimizer.state_dict()
     optimizer.load_state_dict(state["optimizer"])
+    try:
+        controller.load_state_dict(state["controller"])
+    except Exception:
+        optimizer.load_state_dict(previous)
+        raise

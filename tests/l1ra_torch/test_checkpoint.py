@@ -135,3 +135,59 @@ def test_files_are_written_atomically(tmp_path):
     net, _, _ = _fresh("cpu", config)
     save_adapters(net, config, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l1ra_adapters.safetensors", "l1ra_config.json"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.pop("blocks.1.down.gate"), r"lacks tensors \['blocks.1.down.gate'\]"),
+        (lambda t: t.update({"blocks.0.up.extra": torch.zeros(2)}), r"unknown tensors \['blocks.0.up.extra'\]"),
+        (lambda t: t.update({"blocks.1.down.lora_B": torch.zeros(16, 3)}), r"wrong shape.*blocks.1.down.lora_B"),
+    ],
+)
+def test_a_bad_weights_file_leaves_the_model_untouched(tmp_path, edit, message):
+    from safetensors.torch import load_file, save_file
+
+    config = _config()
+    net, _, _ = _fresh("cpu", config)
+    save_adapters(net, config, tmp_path)
+    path = tmp_path / "l1ra_adapters.safetensors"
+    tensors = load_file(str(path))
+    edit(tensors)
+    save_file(tensors, str(path))
+    fresh = TinyNet()
+    with pytest.raises(ValueError, match=message):
+        load_adapters(fresh, tmp_path)
+    assert not adapter_layers(fresh), "a failed load leaves the model untouched"
+    assert all(p.requires_grad for p in fresh.parameters())
+
+
+def test_a_failed_optimizer_load_leaves_the_controller_untouched(tmp_path):
+    config = _config()
+    net, optimizer, controller = _fresh("cpu", config)
+    _train(net, optimizer, _batches("cpu", 4))  # reallocates at step 3
+    save_adapters(net, config, tmp_path)
+    save_training_state(tmp_path, optimizer, controller)
+    net, _, controller = _fresh("cpu", config, tmp_path)
+    params = [p for p in net.parameters() if p.requires_grad]
+    other = torch.optim.AdamW([{"params": params[:2]}, {"params": params[2:]}], lr=1e-2)  # another layout
+    with pytest.raises(ValueError):
+        load_training_state(tmp_path, other, controller)
+    assert controller.step_count == 0 and list(controller.rank_log) == [0]
+
+
+def test_a_refused_controller_state_leaves_the_optimizer_untouched(tmp_path):
+    config = _config()
+    net, optimizer, controller = _fresh("cpu", config)
+    _train(net, optimizer, _batches("cpu", 4))
+    save_training_state(tmp_path, optimizer, controller)
+    net, optimizer, controller = _fresh("cpu", config)  # still at the initial ranks
+    _train(net, optimizer, _batches("cpu", 1))
+    before = optimizer.state_dict()
+    with pytest.raises(ValueError, match="load_adapters"):
+        load_training_state(tmp_path, optimizer, controller)
+    after = optimizer.state_dict()
+    assert after["state"].keys() == before["state"].keys()
+    for key, state in before["state"].items():
+        for name, value in state.items():
+            torch.testing.assert_close(after["state"][key][name], value)
