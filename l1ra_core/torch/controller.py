@@ -109,6 +109,7 @@ class L1RAController:
         """
         while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
             optimizer = optimizer.optimizer
+        _refuse_nonzero_initial_state(optimizer)
         self._locate(optimizer)
         if self._schedule is None:
             raise ValueError(
@@ -300,6 +301,24 @@ class L1RAController:
                             "(SGD, Adam, AdamW, RMSprop, Adagrad, ...)"
                         )
         return where
+
+
+def _refuse_nonzero_initial_state(optimizer: torch.optim.Optimizer) -> None:
+    """New components get zero optimizer state at a reallocation; refuse optimizers whose fresh state is
+    not zero, since they would treat new components unlike fresh parameters."""
+    if isinstance(optimizer, torch.optim.Rprop):
+        raise ValueError(
+            "L1RA cannot resize Rprop's state: its per-element step sizes start at lr, but the new components "
+            "of a reallocation would start at step size 0 instead. Use SGD, Adam, AdamW, RMSprop or Adagrad"
+        )
+    if isinstance(optimizer, torch.optim.Adagrad):
+        values = {group.get("initial_accumulator_value", 0) for group in optimizer.param_groups}
+        if values != {0}:
+            raise ValueError(
+                f"L1RA cannot resize Adagrad's state with initial_accumulator_value={sorted(values)}: the new "
+                "components of a reallocation would start with a zero accumulator. Use "
+                "initial_accumulator_value=0"
+            )
 
 
 def _swap_parameter(

@@ -233,3 +233,26 @@ def test_small_l1_steps_shrink_the_gates_of_a_bf16_model(tiny_net):
         torch.testing.assert_close(gate.detach(), torch.full_like(gate, 1 - 5e-3))
     x = torch.randn(2, 16, dtype=torch.bfloat16)
     assert tiny_net(x).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda params: torch.optim.Rprop(params, lr=1e-2), "Rprop"),
+        (lambda params: torch.optim.Adagrad(params, lr=1e-2, initial_accumulator_value=0.1),
+         "initial_accumulator_value"),
+    ],
+)
+def test_optimizers_whose_fresh_state_is_not_zero_are_refused(tiny_net, make, message):
+    config = L1RAConfig(target_modules=TARGETS, r=4, update_interval=5)
+    inject_adapters(tiny_net, config)
+    optimizer = make([p for p in tiny_net.parameters() if p.requires_grad])
+    with pytest.raises(ValueError, match=message):
+        L1RAController(tiny_net, config, optimizer)
+
+
+def test_adagrad_with_zero_initial_accumulator_is_accepted(tiny_net):
+    config = L1RAConfig(target_modules=TARGETS, r=4, update_interval=5)
+    inject_adapters(tiny_net, config)
+    optimizer = torch.optim.Adagrad([p for p in tiny_net.parameters() if p.requires_grad], lr=1e-2)
+    assert L1RAController(tiny_net, config, optimizer).optimizer is optimizer
