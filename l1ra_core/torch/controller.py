@@ -19,7 +19,7 @@ from l1ra_core import AllocationPlan, RankReport, ReallocationSchedule, allocate
 
 from .config import L1RAConfig
 from .layer import RANK_DIMS, L1RALayer, take_and_extend
-from .model import adapter_layers, rank_pattern
+from .model import _require_adapters, rank_pattern
 from .plot import report_ranks
 
 __all__ = ["L1RAController"]
@@ -43,7 +43,8 @@ class L1RAController:
     Attributes:
         budget: the total rank kept by every reallocation.
         step_count: optimizer steps seen.
-        rank_log: ``{step: {adapter name: rank}}`` at step 0 and after every reallocation.
+        rank_log: ``{step: {adapter name: rank}}``: the initial ranks at step 0 and the ranks after every
+            reallocation at a later step (a reallocation before the first step does not replace step 0).
         last_plan: the ``l1ra_core`` allocation plan of the latest reallocation (``None`` before the first).
     """
 
@@ -59,11 +60,7 @@ class L1RAController:
     ) -> None:
         self.model = model
         self.config = config
-        self.adapters: dict[str, L1RALayer] = dict(sorted(adapter_layers(model).items()))
-        if not self.adapters:
-            raise ValueError(
-                f"{type(model).__name__} has no L1RA adapters; call inject_adapters(model, config) first"
-            )
+        self.adapters: dict[str, L1RALayer] = dict(sorted(_require_adapters(model).items()))
         n = len(self.adapters)
         self.budget = config.budget if config.budget is not None else config.r * n
         if self.budget < config.min_rank * n:
@@ -143,8 +140,7 @@ class L1RAController:
         return self._step()
 
     def _step(self) -> AllocationPlan | None:
-        if self.optimizer is None:
-            raise RuntimeError("no optimizer attached; call controller.attach(optimizer) first")
+        self._require_optimizer()
         self._refuse_merged()
         self.step_count += 1
         self._proximal_step()
@@ -195,7 +191,8 @@ class L1RAController:
                 for old, new, dim in swaps:
                     _swap_parameter(optimizer, where[id(old)], old, new, keep, adapter_plan.n_new, dim)
             self._refresh_gate_groups()
-        self.rank_log[self.step_count] = self.ranks
+        if self.step_count > 0:  # a reallocation before the first step keeps the initial entry rank_log[0]
+            self.rank_log[self.step_count] = self.ranks
         self.last_plan = plan
         if changed and self._on_resize is not None:
             self._on_resize(plan)
@@ -212,6 +209,7 @@ class L1RAController:
             "budget": self.budget,
             "total_steps": self.total_steps,
             "rank_log": {int(k): dict(v) for k, v in self.rank_log.items()},
+            "ranks": self.ranks,
             "generator": self.generator.get_state(),
         }
 
@@ -223,7 +221,7 @@ class L1RAController:
                 "build the controller with the saved config"
             )
         log = {int(k): dict(v) for k, v in state["rank_log"].items()}
-        if log[max(log)] != self.ranks:
+        if dict(state.get("ranks", log[max(log)])) != self.ranks:
             raise ValueError(
                 "the model's adapter ranks differ from those the controller state was saved with; load the "
                 "adapters saved with this state (load_adapters) into a fresh base model first"

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from l1ra_core import RankReport, rank_report
-
 from l1ra_core._atomic import atomic_write
+from l1ra_core.report import _layer_label
 
 __all__ = ["module_type", "plot_rank_heatmap", "report_ranks"]
 
@@ -41,7 +41,7 @@ def plot_rank_heatmap(
     if not ranks:
         raise ValueError("no ranks to plot; pass controller.ranks or rank_pattern(model)")
     report = report_ranks(ranks)
-    layers = ["-" if layer is None else str(layer) for layer in report.layers]
+    layers = [_layer_label(layer) for layer in report.layers]
     kinds = list(report.module_types)
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(kinds), 1.2 + 0.45 * len(layers)))
     try:

@@ -256,3 +256,18 @@ def test_adagrad_with_zero_initial_accumulator_is_accepted(tiny_net):
     inject_adapters(tiny_net, config)
     optimizer = torch.optim.Adagrad([p for p in tiny_net.parameters() if p.requires_grad], lr=1e-2)
     assert L1RAController(tiny_net, config, optimizer).optimizer is optimizer
+
+
+def test_reallocating_by_hand_before_the_first_step_keeps_the_initial_rank_log(tiny_net):
+    _, optimizer, controller = _setup(tiny_net, "cpu", r=4, budget=16)
+    initial = controller.ranks
+    with torch.no_grad():
+        adapter_layers(tiny_net)["blocks.0.up"].gate[:2] = 0.0
+    controller.reallocate()
+    assert controller.ranks != initial
+    assert controller.rank_log == {0: initial}
+    # The state still round-trips: the current ranks are saved apart from the log.
+    state = controller.state_dict()
+    other = L1RAController(tiny_net, controller.config, optimizer, hook=False)
+    other.load_state_dict(state)
+    assert other.rank_log == {0: initial}
