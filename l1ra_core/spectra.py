@@ -39,7 +39,7 @@ def energy_kept(
 
     ``sum(sigma[:k]**2) / sum(sigma**2)`` with ``sigma`` sorted descending (Eckart-Young:
     it is ``1 - ||dW - dW_k||_F^2 / ||dW||_F^2``). Pass singular values, or the factors as a
-    tuple ``(A, B)`` or ``(A, B, gates)``. A zero update is kept entirely by any rank, so
+    tuple or list ``(A, B)`` or ``(A, B, gates)``. A zero update is kept entirely by any rank, so
     ``0 / 0`` is defined as 1.0.
     """
     k = check_int("k", k, minimum=0)
@@ -94,8 +94,9 @@ def spectral_budget(
     Every adapter first gets ``min_rank``; the rest of the budget goes to the largest
     singular values that remain, pooled across all adapters (ties: by name, then position).
     An adapter's rank is then the number of its singular values chosen. ``adapters`` maps
-    names to ``(A, B)`` or ``(A, B, gates)``. Singular values are compared as they are, so
-    fold each adapter's ``alpha / r`` into its gates if scalings differ.
+    names to ``(A, B)`` or ``(A, B, gates)`` (tuples, lists or other sequences). Singular
+    values are compared as they are, so fold each adapter's ``alpha / r`` into its gates if
+    scalings differ.
     """
     if not isinstance(adapters, Mapping):
         raise TypeError(
@@ -109,7 +110,9 @@ def spectral_budget(
     spectra = []
     for name in names:
         if not _is_factors(adapters[name]):
-            raise TypeError(f"adapters[{name!r}] must be a tuple (A, B) or (A, B, gates)")
+            raise TypeError(
+                f"adapters[{name!r}] must be a tuple or other sequence (A, B) or (A, B, gates) with A a matrix"
+            )
         try:
             spectra.append(adapter_singular_values(*adapters[name]))
         except ValueError as error:
@@ -128,8 +131,14 @@ def spectral_budget(
 
 
 def _is_factors(value: object) -> bool:
-    """Whether ``value`` is a factor tuple ``(A, B)`` or ``(A, B, gates)`` rather than a spectrum."""
-    return isinstance(value, tuple) and len(value) in (2, 3) and np.ndim(value[0]) == 2
+    """Whether ``value`` holds factors ``(A, B)`` or ``(A, B, gates)`` (a tuple, list or any other
+    non-string sequence of length 2 or 3 whose first item is a matrix) rather than a spectrum."""
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, (str, bytes))
+        and len(value) in (2, 3)
+        and np.ndim(value[0]) == 2
+    )
 
 
 def _core(

@@ -159,3 +159,13 @@ A23, B42 = np.ones((2, 3)), np.ones((4, 2))
 def test_errors_name_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_factors_may_be_any_sequence_not_only_tuples():
+    A = np.eye(3)
+    as_tuples = {"strong": (A, np.diag([10.0, 9.0, 8.0])), "gated": (A, np.eye(3), np.array([6.0, 0.0, 0.0]))}
+    as_lists = {name: list(factors) for name, factors in as_tuples.items()}
+    assert spectral_budget(as_lists, 4) == spectral_budget(as_tuples, 4)
+    assert energy_kept([A, np.diag([3.0, 4.0, 0.0])], 1) == energy_kept((A, np.diag([3.0, 4.0, 0.0])), 1)
+    with pytest.raises(TypeError, match=r"adapters\['m'\] must be a tuple or other sequence"):
+        spectral_budget({"m": "AB"}, 1)
