@@ -78,9 +78,9 @@ class SFBoW:
         if not callable(self.tokenizer):
             raise TypeError(f"tokenizer must be a callable str -> list[str], got {type(tokenizer).__name__}")
         self.strategy = universe if isinstance(universe, str) else "custom"
-        self.universe = build_universe(universe, self._word_matrix(), k=k,
-                                       random_state=random_state, n_words=n_words)
-        self.table = self._membership_table()
+        word_matrix = self._word_matrix()
+        self.universe = build_universe(universe, word_matrix, k=k, random_state=random_state, n_words=n_words)
+        self.table = self._membership_table(word_matrix)
 
     @property
     def dim(self) -> int:
@@ -92,18 +92,15 @@ class SFBoW:
                 f"normalize={self.normalize}, clip={self.clip})")
 
     def _word_matrix(self) -> np.ndarray:
-        matrix = self.vectors.matrix
-        if not self.normalize:
-            return matrix
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        return matrix / np.where(norms == 0, 1, norms).astype(np.float32)
+        """The word vectors the model works on: unit rows when :attr:`normalize`."""
+        return unit_rows(self.vectors.matrix) if self.normalize else self.vectors.matrix
 
-    def _membership_table(self) -> np.ndarray | None:
+    def _membership_table(self, word_matrix: np.ndarray) -> np.ndarray | None:
         """The table of :attr:`memberships`; for ``"on-the-fly"`` keep the word matrix instead."""
         if self.memberships == "on-the-fly":
-            self._membership_words = self._word_matrix()
+            self._membership_words = word_matrix
             return None
-        table = self._memberships_of(self._word_matrix())
+        table = self._memberships_of(word_matrix)
         if self.memberships == "float32":
             return np.ascontiguousarray(table, dtype=np.float32)
         with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
@@ -197,8 +194,14 @@ class SFBoW:
         model.strategy = meta["strategy"]
         model.tokenizer = tokenize if tokenizer is None else tokenizer
         model.universe = universe
-        model.table = model._membership_table()
+        model.table = model._membership_table(model._word_matrix())
         return model
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` with every row scaled to unit L2 norm (all-zero rows stay zero), as float32."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
 
 
 def _check_memberships(memberships: str, clip: bool) -> str:

@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.utils.validation import check_is_fitted
 
 from sfbow._validation import check_sentences
-from sfbow.model import SFBoW
+from sfbow.model import SFBoW, unit_rows
 from sfbow.tokenize import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe
 from sfbow.vectors import DEFAULT_VECTORS_NAME, WordVectors, as_word_vectors
@@ -121,7 +120,7 @@ class SFBoWVectorizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if not rows:
             raise ValueError("no word of X is in the vocabulary of the vectors: cannot fit the universe on X")
         matrix = vectors.matrix[rows]
-        return l2_normalize(matrix) if self.normalize else matrix
+        return unit_rows(matrix) if self.normalize else matrix
 
     def _fitted_model(self) -> SFBoW:
         """The fitted model, rebuilt from the universe after unpickling (it is not pickled)."""
