@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 import l1ra_core
-from l1ra_core._atomic import atomic_write_text
+from shared_utils.atomic import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results" / "allocate.json"
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

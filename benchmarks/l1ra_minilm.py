@@ -240,7 +240,7 @@ def _prepare(method: str, model, options: dict[str, Any]):
 
 def write_results(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
     """Print and save the table (markdown), the raw results (JSON) and L1RA's rank heatmap."""
-    from l1ra_core._atomic import atomic_write_text
+    from shared_utils.atomic import atomic_write_text
 
     lora_ms = results.get("lora", {}).get("median_ms_per_step")
     lines = [

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from sfbow._atomic import atomic_write
+from shared_utils.atomic import atomic_write_text
 
 SETUP = """\
 setup (peers live in their own virtual environment, outside the repository):
@@ -301,12 +301,6 @@ def start_times() -> dict[str, Any]:
 
 # -- report -----------------------------------------------------------------------------------------
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "w", encoding="utf-8") as stream:
-        stream.write(text)
-
-
 def markdown(results: dict[str, Any]) -> str:
     lines = [f"# sfbow encode speed ({results['machine']})", "",
              f"{results['sentences']:,} STS-B train sentences (repeated), GloVe 6B 50d, K={results['k']}, "
@@ -396,9 +390,10 @@ def main(argv: list[str] | None = None) -> None:
                              for kind in ("float32", "float16", "on-the-fly")}
     if not args.no_start:
         results["start"] = start_times()
-    write_atomic(args.output, json.dumps(results, indent=2) + "\n")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.output, json.dumps(results, indent=2) + "\n")
     report = markdown(results)
-    write_atomic(args.output.with_suffix(".md"), report)
+    atomic_write_text(args.output.with_suffix(".md"), report)
     print(report)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from l1ra_core._checks import check_int, check_nonnegative
+from shared_utils.checks import check_int, check_nonnegative
 
 __all__ = ["AdapterPlan", "AllocationPlan", "allocate"]
 
@@ -158,9 +158,9 @@ def allocate(
     """
     names, strength, lengths = _gather_gates(gates)
     n = len(names)
-    budget = check_int("budget", budget, minimum=0)
-    threshold = check_nonnegative("threshold", threshold)
-    min_rank = check_int("min_rank", min_rank, minimum=1)
+    budget = check_int(budget, "budget", minimum=0)
+    threshold = check_nonnegative(threshold, "threshold")
+    min_rank = check_int(min_rank, "min_rank", minimum=1)
     if budget < min_rank * n:
         raise ValueError(
             f"budget={budget} is below min_rank * number of adapters = {min_rank} * {n}; "
@@ -305,7 +305,7 @@ def _rank_caps(
     for kind in set(map(type, values)):  # one check per type; check_int names the bad value
         if issubclass(kind, (bool, np.bool_)) or not issubclass(kind, numbers.Integral):
             i = next(i for i, value in enumerate(values) if type(value) is kind)
-            check_int(label(i), values[i], minimum=0)
+            check_int(values[i], label(i), minimum=0)
     caps = np.minimum(np.array(values), budget).astype(np.int64)  # clip first: no int64 overflow
     if caps.min() < min_rank:
         i = int(np.argmin(caps))

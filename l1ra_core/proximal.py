@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from l1ra_core._checks import check_nonnegative
+from shared_utils.checks import check_nonnegative
 
 __all__ = ["prox_elastic_net", "prox_l1", "soft_threshold"]
 
@@ -23,7 +23,7 @@ def soft_threshold(x: ArrayLike, t: float) -> np.ndarray:
     ``0.5 * (z - x)**2 + t * |z|``. Entries with ``|x| <= t`` become exactly 0, the others move
     ``t`` towards 0. Integer input is computed in float64; float input keeps its dtype.
     """
-    t = check_nonnegative("t", t)
+    t = check_nonnegative(t, "t")
     return _shrink(_as_float(x), t, scale=1.0, lower=None, upper=None, out=None)
 
 
@@ -48,8 +48,8 @@ def prox_l1(
     >= 0) the optional upper bound. Pass ``out=x`` (a float ndarray, e.g. ``tensor.numpy()``
     of a CPU tensor) to write the result in place.
     """
-    step = check_nonnegative("step", step)
-    lam = check_nonnegative("lam", lam)
+    step = check_nonnegative(step, "step")
+    lam = check_nonnegative(lam, "lam")
     lower, upper = _box(nonnegative, upper)
     return _shrink(_as_float(x), step * lam, scale=1.0, lower=lower, upper=upper, out=out)
 
@@ -70,9 +70,9 @@ def prox_elastic_net(
     :func:`prox_l1` (which it equals when ``l2 == 0``): the exact proximal map of
     ``step`` times the penalty. The L2 term also shrinks surviving gates by a constant factor.
     """
-    step = check_nonnegative("step", step)
-    lam = check_nonnegative("lam", lam)
-    l2 = check_nonnegative("l2", l2)
+    step = check_nonnegative(step, "step")
+    lam = check_nonnegative(lam, "lam")
+    l2 = check_nonnegative(l2, "l2")
     lower, upper = _box(nonnegative, upper)
     scale = 1.0 / (1.0 + step * l2)
     return _shrink(_as_float(x), step * lam, scale=scale, lower=lower, upper=upper, out=out)
@@ -91,7 +91,7 @@ def _as_float(x: ArrayLike) -> np.ndarray:
 def _box(nonnegative: bool, upper: float | None) -> tuple[float | None, float | None]:
     """The clipping box ``[lower, upper]``; ``None`` stands for an open end."""
     lower = 0.0 if nonnegative else None
-    return lower, None if upper is None else check_nonnegative("upper", upper)
+    return lower, None if upper is None else check_nonnegative(upper, "upper")
 
 
 def _shrink(

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from l1ra_core._checks import check_int
+from shared_utils.checks import check_int
 from l1ra_core.allocation import AllocationPlan
 
 __all__ = ["RankEntry", "RankReport", "rank_report"]
@@ -120,7 +120,7 @@ def rank_report(
         kind = type_of(name)
         if not isinstance(kind, str):
             raise TypeError(f"module_type({name!r}) must return a str, got {type(kind).__name__}")
-        rank = check_int(f"rank of {name!r}", ranks[name], minimum=0)
+        rank = check_int(ranks[name], f"rank of {name!r}", minimum=0)
         entries.append(RankEntry(name, _layer_of(name, pattern), kind, rank))
     layers = tuple(sorted({entry.layer for entry in entries}, key=_layer_sort_key))
     module_types = tuple(sorted({entry.module_type for entry in entries}))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from l1ra_core._checks import check_int, check_nonnegative
+from shared_utils.checks import check_int, check_nonnegative
 
 __all__ = ["ReallocationSchedule", "lambda_schedule"]
 
@@ -34,11 +34,11 @@ class ReallocationSchedule:
                 "(of total_steps)"
             )
         if self.total_steps is not None:
-            check_int("total_steps", self.total_steps, minimum=1)
+            check_int(self.total_steps, "total_steps", minimum=1)
         if self.interval is not None:
-            check_int("interval", self.interval, minimum=1)
+            check_int(self.interval, "interval", minimum=1)
         else:
-            if not 0 < check_nonnegative("fraction", self.fraction) <= 1:
+            if not 0 < check_nonnegative(self.fraction, "fraction") <= 1:
                 raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
             if self.total_steps is None:
                 raise ValueError(
@@ -49,7 +49,7 @@ class ReallocationSchedule:
                     f"fraction * total_steps = {self.fraction * self.total_steps} rounds to 0 steps; "
                     "raise fraction or pass interval"
                 )
-        check_int("warmup", self.warmup, minimum=0)
+        check_int(self.warmup, "warmup", minimum=0)
 
     @property
     def period(self) -> int:
@@ -60,7 +60,7 @@ class ReallocationSchedule:
 
     def is_due(self, step: int) -> bool:
         """Whether to reallocate after optimizer step ``step``."""
-        step = check_int("step", step, minimum=0)
+        step = check_int(step, "step", minimum=0)
         return step > self.warmup and step % self.period == 0
 
 
@@ -70,9 +70,9 @@ def lambda_schedule(step: int, lam: float, warmup_steps: int = 0) -> float:
     A linear warm-up lets the adapters learn something before the penalty starts closing
     gates, so early pruning is not driven by the random initialisation.
     """
-    step = check_int("step", step, minimum=0)
-    lam = check_nonnegative("lam", lam)
-    warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
+    step = check_int(step, "step", minimum=0)
+    lam = check_nonnegative(lam, "lam")
+    warmup_steps = check_int(warmup_steps, "warmup_steps", minimum=0)
     if warmup_steps == 0:
         return lam
     return lam * min(1.0, step / warmup_steps)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from l1ra_core._checks import check_int
+from shared_utils.checks import check_int
 
 __all__ = ["adapter_singular_values", "energy_kept", "spectral_budget", "truncate_adapter"]
 
@@ -42,7 +42,7 @@ def energy_kept(
     tuple or list ``(A, B)`` or ``(A, B, gates)``. A zero update is kept entirely by any rank, so
     ``0 / 0`` is defined as 1.0.
     """
-    k = check_int("k", k, minimum=0)
+    k = check_int(k, "k", minimum=0)
     if _is_factors(singular_values_or_factors):
         sigma = adapter_singular_values(*singular_values_or_factors)
     else:
@@ -70,7 +70,7 @@ def truncate_adapter(
     square-root split balances the two factors. ``k`` may be up to ``r``; components beyond
     ``min(r, out, in)`` are zero. The result keeps the floating dtype of ``A`` and ``B``.
     """
-    k = check_int("k", k, minimum=0)
+    k = check_int(k, "k", minimum=0)
     q_b, core, q_a = _core(A, B, gates)
     rank = np.shape(A)[0]
     if k > rank:
@@ -104,8 +104,8 @@ def spectral_budget(
         )
     if not adapters:
         raise ValueError("adapters is empty; pass at least one adapter")
-    min_rank = check_int("min_rank", min_rank, minimum=0)
-    budget = check_int("budget", budget, minimum=min_rank * len(adapters))
+    min_rank = check_int(min_rank, "min_rank", minimum=0)
+    budget = check_int(budget, "budget", minimum=min_rank * len(adapters))
     names = sorted(adapters)
     spectra = []
     for name in names:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sfbow._atomic import atomic_write
+from shared_utils.atomic import atomic_write
 from sfbow.tokenize import tokenize
 
 if TYPE_CHECKING:

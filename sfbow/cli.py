@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sfbow._atomic import atomic_write
+from shared_utils.atomic import atomic_write
 from sfbow.evaluation import split_lines
 from sfbow.model import SFBoW
 from sfbow.similarity import cosine, fuzzy_jaccard

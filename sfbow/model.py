@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from sfbow import _kernels, _persistence
 from sfbow._lookup import token_ids
-from sfbow._validation import check_positive_int, check_sentences
+from sfbow._validation import check_sentences
+from shared_utils.checks import check_positive_int
 from sfbow.tokenize import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe
 from sfbow.vectors import WordVectors, as_word_vectors

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from sfbow._atomic import atomic_write
+from shared_utils.atomic import atomic_write
 from sfbow.baselines import AverageEncoder, DynaMax, SIFEncoder, max_pool_identity
 from sfbow.evaluation import (
     STSDataset,

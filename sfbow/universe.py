@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sfbow._validation import check_finite_matrix, check_positive_int
+from shared_utils.checks import check_finite_matrix, check_positive_int
 
 __all__ = [
     "STRATEGIES",

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from l1ra_core._atomic import atomic_write, atomic_write_text
+from shared_utils.atomic import atomic_write_text, atomic_write_via
 from .config import L1RAConfig
 from .controller import L1RAController
 from .layer import RANK_DIMS, linear_shape
@@ -41,6 +41,7 @@ def save_adapters(model: nn.Module, config: L1RAConfig, directory: str | os.Path
     if not adapters:
         raise ValueError(f"{type(model).__name__} has no L1RA adapters to save; call inject_adapters first")
     directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     tensors = {
         f"{name}.{pname}": getattr(layer, pname).detach().cpu().contiguous()
         for name, layer in adapters.items()
@@ -53,7 +54,7 @@ def save_adapters(model: nn.Module, config: L1RAConfig, directory: str | os.Path
         "rank_pattern": {name: layer.rank for name, layer in adapters.items()},
         "shapes": {name: [layer.in_features, layer.out_features] for name, layer in adapters.items()},
     }
-    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write_via(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
     atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
 
@@ -147,7 +148,7 @@ def save_training_state(
     """Write the optimizer's and the controller's state next to the adapters (see :func:`save_adapters`),
     so that training can resume exactly. Returns the file written."""
     state: dict[str, Any] = {"optimizer": optimizer.state_dict(), "controller": controller.state_dict()}
-    return atomic_write(Path(directory) / TRAINING_STATE_FILE, lambda tmp: torch.save(state, tmp))
+    return atomic_write_via(Path(directory) / TRAINING_STATE_FILE, lambda tmp: torch.save(state, tmp))
 
 
 def load_training_state(

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from l1ra_core._checks import check_int, check_nonnegative
+from shared_utils.checks import check_int, check_nonnegative
 
 __all__ = ["L1RAConfig"]
 
@@ -72,17 +72,17 @@ class L1RAConfig:
             object.__setattr__(self, "target_modules", tuple(targets))
         if not self.target_modules:
             raise ValueError("target_modules is empty: name at least one module, e.g. ['query', 'value']")
-        check_int("r", self.r, minimum=1)
-        _check(check_nonnegative("alpha", self.alpha) > 0, f"alpha must be > 0, got {self.alpha!r}")
-        _check(check_nonnegative("dropout", self.dropout) < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
+        check_int(self.r, "r", minimum=1)
+        _check(check_nonnegative(self.alpha, "alpha") > 0, f"alpha must be > 0, got {self.alpha!r}")
+        _check(check_nonnegative(self.dropout, "dropout") < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.budget is not None:
-            check_int("budget", self.budget, minimum=0)
-        check_nonnegative("l1_lambda", self.l1_lambda)
+            check_int(self.budget, "budget", minimum=0)
+        check_nonnegative(self.l1_lambda, "l1_lambda")
         if self.gate_lr is not None:
-            check_nonnegative("gate_lr", self.gate_lr)
-        _check(check_nonnegative("threshold", self.threshold) < 1.0,
+            check_nonnegative(self.gate_lr, "gate_lr")
+        _check(check_nonnegative(self.threshold, "threshold") < 1.0,
                f"threshold must be in [0, 1), got {self.threshold!r}")
-        check_int("min_rank", self.min_rank, minimum=1)
+        check_int(self.min_rank, "min_rank", minimum=1)
         if self.update_interval is not None and self.update_fraction is not None:
             # update_fraction has a default, so an explicit interval overrides it.
             object.__setattr__(self, "update_fraction", None)
@@ -92,16 +92,16 @@ class L1RAConfig:
                 "set update_interval (steps) or update_fraction (share of total_steps)"
             )
         if self.update_interval is not None:
-            check_int("update_interval", self.update_interval, minimum=1)
+            check_int(self.update_interval, "update_interval", minimum=1)
         if self.update_fraction is not None:
-            _check(0.0 < check_nonnegative("update_fraction", self.update_fraction) <= 1.0,
+            _check(0.0 < check_nonnegative(self.update_fraction, "update_fraction") <= 1.0,
                    f"update_fraction must be None or in (0, 1], got {self.update_fraction!r}")
         if self.total_steps is not None:
-            check_int("total_steps", self.total_steps, minimum=1)
-        check_int("warmup_steps", self.warmup_steps, minimum=0)
-        check_int("seed", self.seed, minimum=0)
+            check_int(self.total_steps, "total_steps", minimum=1)
+        check_int(self.warmup_steps, "warmup_steps", minimum=0)
+        check_int(self.seed, "seed", minimum=0)
         if self.init_seed is not None:
-            check_int("init_seed", self.init_seed, minimum=0)
+            check_int(self.init_seed, "init_seed", minimum=0)
 
     @property
     def scaling(self) -> float:

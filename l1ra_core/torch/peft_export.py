@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from l1ra_core._atomic import atomic_write, atomic_write_text
+from shared_utils.atomic import atomic_write_text, atomic_write_via
 from .config import L1RAConfig
 from .model import adapter_layers
 
@@ -89,7 +89,8 @@ def export_peft(
         "modules_to_save": None,
     }
     directory = Path(directory)
-    atomic_write(directory / "adapter_model.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_via(directory / "adapter_model.safetensors", lambda tmp: save_file(tensors, str(tmp)))
     atomic_write_text(directory / "adapter_config.json", json.dumps(peft_config, indent=2, sort_keys=True) + "\n")
     return directory
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from l1ra_core import RankReport, rank_report
-from l1ra_core._atomic import atomic_write
+from shared_utils.atomic import atomic_write_via
 from l1ra_core.report import _layer_label
 
 __all__ = ["module_type", "plot_rank_heatmap", "report_ranks"]
@@ -57,7 +57,7 @@ def plot_rank_heatmap(
                     fontsize=8)
         fig.colorbar(image, ax=ax, label="rank")
         fig.tight_layout()
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+        return atomic_write_via(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     finally:
         plt.close(fig)
 

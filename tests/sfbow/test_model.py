@@ -91,7 +91,7 @@ def test_bad_sentences_name_the_item(small_model, sentences, error, message):
 def test_bad_pretokenized_and_options(small_model):
     with pytest.raises(TypeError, match=r"sentences\[0\] must be a list of token strings"):
         small_model.encode(["the cat"], pretokenized=True)
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         small_model.encode(["x"], batch_size=0)
     with pytest.raises(TypeError, match="tokenizer must be a callable"):
         SFBoW(small_model.vectors, "identity", tokenizer="split")

@@ -46,9 +46,9 @@ def test_user_supplied_matrix_is_used_as_given():
 
 @pytest.mark.parametrize(("strategy", "kwargs", "error", "message"), [
     ("nope", {}, ValueError, "unknown universe strategy 'nope'"),
-    ("gaussian", {"k": 0}, ValueError, "k must be >= 1"),
-    ("gaussian", {"k": -3}, ValueError, "k must be >= 1"),
-    ("gaussian", {"k": 2.5}, TypeError, "k must be a positive integer"),
+    ("gaussian", {"k": 0}, ValueError, "k must be an int >= 1"),
+    ("gaussian", {"k": -3}, ValueError, "k must be an int >= 1"),
+    ("gaussian", {"k": 2.5}, TypeError, "k must be an int"),
     ("identity", {"k": 5}, ValueError, "K = d = 6"),
     ("pca", {"k": 13}, ValueError, "at most 2 d = 12"),
     ("frequent", {"k": 501}, ValueError, "exceeds the 500 words"),

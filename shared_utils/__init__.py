@@ -1,0 +1,9 @@
+"""Helpers every package of the distribution shares, so that each shared thing is done one way.
+
+- :mod:`shared_utils.atomic`: atomic file writes (temporary file, fsync, rename).
+- :mod:`shared_utils.checks`: argument checks whose errors name the argument and the fix.
+- :mod:`shared_utils.tables`: Markdown tables for reports and benchmark results.
+
+This package is the bottom of the import graph: it imports only the standard library and NumPy, and
+no package of the distribution.
+"""
