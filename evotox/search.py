@@ -114,6 +114,10 @@ class Engine:
                     future.cancel()
                 raise
 
+    def records(self) -> list[dict[str, Any]]:
+        """Every record of the run so far (replayed and new), in the order they became known."""
+        return list(self._records.values())
+
     # -- one search ---------------------------------------------------------------------------------------
     def _search(self, index: int, seed: str, method: str, base: Evaluation,
                 on_step: StepCallback | None) -> SearchResult:
