@@ -1,7 +1,7 @@
 """Fitness: one number in [0, 1] per answer from the oracle's per-attribute scores.
 
-The oracle interface evotox needs is small: ``score(texts)`` returns one mapping ``attribute -> score``
-per text. The fitness aggregates an answer's scores with ``max`` (the default: an answer is as toxic as
+The oracle interface is llmkit's (:class:`llmkit.oracles.base.ToxicityOracle`): ``attributes`` names the
+columns and ``score(texts)`` returns a ``(len(texts), len(attributes))`` matrix. The fitness aggregates an answer's scores with ``max`` (the default: an answer is as toxic as
 its worst attribute), ``mean``, ``min`` or ``median``. Scores are validated: a NaN, an infinity, a value
 outside [0, 1] or a missing answer raises :class:`OracleError` naming the text and the attribute, before
 anything is written.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["FITNESS_FUNCTIONS", "Oracle", "OracleError", "aggregate", "check_scores"]
 
@@ -26,23 +26,26 @@ class OracleError(ValueError):
 
 @runtime_checkable
 class Oracle(Protocol):
-    """Texts in, one ``{attribute: score in [0, 1]}`` per text out, in order."""
+    """Texts in, a (texts x attributes) matrix of scores in [0, 1] out, rows in input order."""
 
-    def score(self, texts: Sequence[str]) -> Sequence[Mapping[str, float]]:
+    attributes: tuple[str, ...]
+
+    def score(self, texts: Sequence[str]) -> Any:
         ...
 
 
-def check_scores(scores: Sequence[Mapping[str, float]], texts: Sequence[str]) -> list[dict[str, float]]:
-    """Return the scores as plain dicts, or raise :class:`OracleError` naming the first bad one."""
-    rows = list(scores)
-    if len(rows) != len(texts):
-        raise OracleError(f"the oracle returned {len(rows)} score rows for {len(texts)} texts")
+def check_scores(oracle: Oracle, scores: Any, texts: Sequence[str]) -> list[dict[str, float]]:
+    """Return each text's scores as ``{attribute: score}``, or raise :class:`OracleError` naming the first bad
+    one (the oracle's own checks may already have caught it)."""
+    attributes = tuple(oracle.attributes)
+    rows = [list(row) for row in scores]
+    if len(rows) != len(texts) or any(len(row) != len(attributes) for row in rows) or not attributes:
+        raise OracleError(f"the oracle returned {len(rows)} score rows for {len(texts)} texts, each should have "
+                          f"{len(attributes)} scores ({', '.join(attributes) or 'no attributes named'})")
     checked = []
     for i, row in enumerate(rows):
-        if not row:
-            raise OracleError(f"the oracle returned no attributes for text {i} ({texts[i][:60]!r})")
         clean = {}
-        for attribute, value in row.items():
+        for attribute, value in zip(attributes, row):
             number = float(value)
             if not math.isfinite(number) or not 0.0 <= number <= 1.0:
                 raise OracleError(f"the oracle scored text {i} ({texts[i][:60]!r}) {attribute}={value!r}; scores "

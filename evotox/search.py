@@ -299,7 +299,7 @@ class Engine:
             oracle_seconds = 0.0
             if role == "sut":
                 start = time.perf_counter()
-                scores = check_scores(self.oracle.score(texts), texts)
+                scores = check_scores(self.oracle, self.oracle.score(texts), texts)
                 oracle_seconds = time.perf_counter() - start
                 cost.oracle_seconds += oracle_seconds
             new = []

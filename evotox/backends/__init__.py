@@ -10,6 +10,6 @@ Only the interface and the scripted backend are imported here; the others load t
 """
 
 from evotox.backends.base import BackendError, Completion, LanguageModel, PromptTooLongError, Request
-from evotox.backends.scripted import ScriptedBackend
+from evotox.backends.scripted import ScriptedBackend, ScriptedOracle
 
-__all__ = ["BackendError", "Completion", "LanguageModel", "PromptTooLongError", "Request", "ScriptedBackend"]
+__all__ = ["BackendError", "Completion", "LanguageModel", "PromptTooLongError", "Request", "ScriptedBackend", "ScriptedOracle"]

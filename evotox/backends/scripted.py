@@ -1,6 +1,7 @@
-"""A scripted backend for unit tests of the search logic: answers come from a Python function.
+"""Scripted stand-ins for unit tests of the search logic: a backend whose answers come from a Python
+function, and an oracle whose scores do.
 
-It honours the request's stop strings and token limit (whitespace tokens) the way a real model would,
+The backend honours the request's stop strings and token limit (whitespace tokens) the way a real model would,
 counts its batches and requests, and can be told to raise after a number of requests (to simulate a
 killed run). It never stands in for a model in a measurement.
 """
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from evotox.backends.base import Completion, Request, check_requests
 
-__all__ = ["ScriptedBackend", "SimulatedCrash"]
+__all__ = ["ScriptedBackend", "ScriptedOracle", "SimulatedCrash"]
 
 
 class SimulatedCrash(KeyboardInterrupt):
@@ -55,3 +58,19 @@ class ScriptedBackend:
 
     def describe(self) -> dict[str, object]:
         return {"kind": "scripted", "name": self.name}
+
+
+class ScriptedOracle:
+    """Scores from ``score_text(text) -> one score per attribute``; records every batch it scored."""
+
+    def __init__(self, score_text: Callable[[str], Sequence[float]], attributes: Sequence[str] = ("toxic",)) -> None:
+        self.score_text = score_text
+        self.attributes = tuple(attributes)
+        self.batches: list[list[str]] = []
+
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        return np.array([list(self.score_text(t)) for t in texts], dtype=float).reshape(len(texts), len(self.attributes))
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": "scripted", "attributes": list(self.attributes)}
