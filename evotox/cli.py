@@ -145,3 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"serving on {server.base_url} (Ctrl-C stops)", flush=True)
         while True:
             time.sleep(3600)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

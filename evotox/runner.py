@@ -129,10 +129,24 @@ def build_backend(spec: Mapping[str, Any], loaded: dict[str, LanguageModel] | No
 
 
 def build_oracle(spec: Mapping[str, Any]) -> Oracle:
-    """The toxicity oracle a spec names (from :mod:`llmkit.oracles`)."""
-    from evotox.oracles import load_oracle
+    """The toxicity oracle a spec names, from :mod:`llmkit.oracles`: ``jigsaw`` (default, offline),
+    ``profanity`` (offline) or ``perspective`` (HTTP; its options, e.g. the key's environment variable,
+    come from the spec)."""
+    kind = spec.get("kind")
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    if kind == "jigsaw":
+        from llmkit.oracles.jigsaw import JigsawOracle
 
-    return load_oracle(spec)
+        return JigsawOracle(**options)
+    if kind == "profanity":
+        from llmkit.oracles.profanity import ProfanityOracle
+
+        return ProfanityOracle(**options)
+    if kind == "perspective":
+        from llmkit.oracles.perspective import PerspectiveOracle
+
+        return PerspectiveOracle(**options)
+    raise ValueError(f"unknown oracle {kind!r}; use one of {', '.join(ORACLES)}")
 
 
 def start_run(spec: RunSpec, path: str | os.PathLike[str], *, progress: bool = True) -> RunSummary:
