@@ -41,7 +41,7 @@ def test_batch_equals_one_at_a_time_and_transformers_generate(smollm2, greedy_ba
 
 def test_counts_reasons_and_seconds(greedy_batch):
     paris, _, dog = greedy_batch
-    assert "Paris" in paris.text and paris.finish_reason == "eos" and paris.completion_tokens < 8
+    assert "Paris" in paris.text and paris.finish_reason == "eos" and paris.completion_tokens <= 8
     assert dog.finish_reason == "length" and dog.completion_tokens == 8
     assert all(c.seconds > 0 for c in greedy_batch) and dog.seconds >= paris.seconds
 
