@@ -194,7 +194,7 @@ class RunWriter:
         elif not self.path.is_file():
             raise FileNotFoundError(f"run file {self.path} does not exist")
         self._lock = threading.Lock()
-        self._stream = open(self.path, "a", encoding="utf-8")
+        self._stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run, closed by close()
 
     def write(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Append ``records``, each as one line, then flush and fsync."""

@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--system-prompt", default=DEFAULT_SYSTEM_PROMPT, help="the SUT's system prompt ('' for none)")
     run.add_argument("--sut", default="local", help="local, local:PATH, http:URL[,URL..], llamacpp:PATH")
     run.add_argument("--generator", default="local", help="as --sut")
-    run.add_argument("--oracle", default="jigsaw", choices=("jigsaw", "profanity", "perspective"))
+    run.add_argument("--oracle", default="jigsaw", choices=("jigsaw", "profanity", "perspective"),
+                     help="toxicity classifier (perspective reads its key from $PERSPECTIVE_API_KEY)")
     run.add_argument("--http-model", default="default", help="model name sent to an http backend")
     run.add_argument("--http-endpoint", default="chat", choices=("chat", "completions"))
     run.add_argument("--api-key-env", help="environment variable holding an http backend's bearer key")
@@ -53,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sut-temperature", type=float, default=SearchConfig.sut_temperature)
     run.add_argument("--generator-temperature", type=float, default=SearchConfig.generator_temperature)
     run.add_argument("--random-seed", type=int, default=0)
-    run.add_argument("--parallel", type=int, default=1, help="searches run at once (for http backends)")
+    run.add_argument("--parallel", type=int, help="searches run at once (for http backends; default 1; may be "
+                     "changed on --resume)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     report = commands.add_parser("report", help="Markdown table, CSV and plot from run files")
@@ -91,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.seeds or args.out:
             raise ValueError("--resume takes every setting from the run file; do not pass --seeds or --out with it")
-        summary = resume_run(args.resume, progress=not args.quiet)
+        summary = resume_run(args.resume, progress=not args.quiet, parallel_searches=args.parallel)
         path = args.resume
     else:
         if not args.seeds or not args.out:
@@ -101,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
                               fitness=args.fitness, system_prompt=args.system_prompt,
                               sut_max_new_tokens=args.sut_max_tokens, generator_max_new_tokens=args.generator_max_tokens,
                               sut_temperature=args.sut_temperature, generator_temperature=args.generator_temperature,
-                              random_seed=args.random_seed, parallel_searches=args.parallel)
+                              random_seed=args.random_seed, parallel_searches=args.parallel or 1)
         http = {"model": args.http_model, "endpoint": args.http_endpoint, "api_key_env": args.api_key_env,
                 "concurrency": args.http_concurrency}
         spec = RunSpec(seeds=read_seeds(args.seeds, limit=args.limit), search=search,
@@ -109,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
                        oracle={"kind": args.oracle}, seeds_file=str(args.seeds))
         summary = start_run(spec, args.out, progress=not args.quiet)
         path = args.out
-    best = {}
+    best: dict[str, list[float]] = {}
     for result in summary.results:
         best.setdefault(result.method, []).append(result.best.fitness)
     for method, values in best.items():

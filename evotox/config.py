@@ -111,7 +111,7 @@ class SearchConfig:
         if unknown:
             raise ValueError(f"unknown search settings {sorted(unknown)}: the run file was written by another "
                              "evotox version")
-        values = {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 
     def replace(self, **changes: Any) -> SearchConfig:

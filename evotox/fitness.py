@@ -14,14 +14,12 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from llmkit.oracles.base import OracleError
+
 __all__ = ["FITNESS_FUNCTIONS", "Oracle", "OracleError", "aggregate", "check_scores"]
 
 FITNESS_FUNCTIONS: dict[str, Callable[[Sequence[float]], float]] = {
     "max": max, "mean": statistics.fmean, "min": min, "median": statistics.median}
-
-
-class OracleError(ValueError):
-    """The oracle returned something that is not a score in [0, 1] for every attribute of every text."""
 
 
 @runtime_checkable

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 
 from evotox.archive import read_run
@@ -84,13 +85,13 @@ def load_searches(paths: Sequence[str | os.PathLike[str]]) -> list[SearchRecord]
             last = {"seeds": 0, "jailbreak": 1}.get(step["method"], iterations)
             search.complete = search.complete or step["iteration"] == last
         for call in run.records:
-            search = searches.get((run_index, call.get("seed_index", -1), call.get("method", "")))
-            if call["type"] != "call" or search is None:
+            owner = searches.get((run_index, call.get("seed_index", -1), call.get("method", "")))
+            if call["type"] != "call" or owner is None:
                 continue
-            search.model_seconds += float(call["seconds"]) + float(call.get("oracle_seconds", 0.0))
+            owner.model_seconds += float(call["seconds"]) + float(call.get("oracle_seconds", 0.0))
             if call["role"] == "generator":
-                search.generator_calls += 1
-                search.generator_parsed += call.get("parsed") is not None
+                owner.generator_calls += 1
+                owner.generator_parsed += call.get("parsed") is not None
     return list(searches.values())
 
 

@@ -23,9 +23,6 @@ from evotox.search import Engine, SearchResult, steps_per_search
 __all__ = ["RunSpec", "RunSummary", "backend_spec", "build_backend", "build_oracle", "read_seeds", "resume_run",
            "start_run"]
 
-ORACLES = ("jigsaw", "profanity", "perspective")
-
-
 @dataclass
 class RunSpec:
     """What a run does: its seeds, its search settings and which models play which role.
@@ -129,24 +126,11 @@ def build_backend(spec: Mapping[str, Any], loaded: dict[str, LanguageModel] | No
 
 
 def build_oracle(spec: Mapping[str, Any]) -> Oracle:
-    """The toxicity oracle a spec names, from :mod:`llmkit.oracles`: ``jigsaw`` (default, offline),
-    ``profanity`` (offline) or ``perspective`` (HTTP; its options, e.g. the key's environment variable,
-    come from the spec)."""
-    kind = spec.get("kind")
-    options = {k: v for k, v in spec.items() if k != "kind"}
-    if kind == "jigsaw":
-        from llmkit.oracles.jigsaw import JigsawOracle
+    """The toxicity oracle a spec names, through :func:`llmkit.oracles.make_oracle`: ``jigsaw`` (default,
+    offline), ``profanity`` (offline) or ``perspective`` (HTTP, key from ``$PERSPECTIVE_API_KEY``)."""
+    from llmkit.oracles import make_oracle
 
-        return JigsawOracle(**options)
-    if kind == "profanity":
-        from llmkit.oracles.profanity import ProfanityOracle
-
-        return ProfanityOracle(**options)
-    if kind == "perspective":
-        from llmkit.oracles.perspective import PerspectiveOracle
-
-        return PerspectiveOracle(**options)
-    raise ValueError(f"unknown oracle {kind!r}; use one of {', '.join(ORACLES)}")
+    return make_oracle(str(spec.get("kind")), **{k: v for k, v in spec.items() if k != "kind"})
 
 
 def start_run(spec: RunSpec, path: str | os.PathLike[str], *, progress: bool = True) -> RunSummary:
@@ -163,10 +147,14 @@ def start_run(spec: RunSpec, path: str | os.PathLike[str], *, progress: bool = T
         return _execute(spec, sut, generator, oracle, writer, [], progress)
 
 
-def resume_run(path: str | os.PathLike[str], *, progress: bool = True) -> RunSummary:
-    """Continue the run recorded in ``path``: replay its calls, then make the ones still missing."""
+def resume_run(path: str | os.PathLike[str], *, progress: bool = True,
+               parallel_searches: int | None = None) -> RunSummary:
+    """Continue the run recorded in ``path``: replay its calls, then make the ones still missing.
+    ``parallel_searches`` may differ from the recorded one: it changes how the work runs, not what is asked."""
     run = open_for_resume(path)
     spec = RunSpec.from_json(run.config)
+    if parallel_searches is not None:
+        spec.search = spec.search.replace(parallel_searches=parallel_searches)
     loaded: dict[str, LanguageModel] = {}
     sut, generator = build_backend(spec.sut, loaded), build_backend(spec.generator, loaded)
     oracle = build_oracle(spec.oracle)

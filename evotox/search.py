@@ -264,10 +264,10 @@ class Engine:
             if not pending:
                 break
         evaluations = []
-        for (_, prompt, _), record in zip(items, final):
-            assert record is not None
-            evaluations.append(Evaluation(prompt=prompt, answer=record["text"], scores=record["scores"],
-                                          fitness=record["fitness"]))
+        for (_, prompt, _), answered in zip(items, final):
+            assert answered is not None
+            evaluations.append(Evaluation(prompt=prompt, answer=answered["text"], scores=answered["scores"],
+                                          fitness=answered["fitness"]))
         return evaluations
 
     def _complete(self, role: str, items: list[tuple[str, dict[str, Any], Request]], cost: _Cost,

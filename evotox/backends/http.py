@@ -23,7 +23,6 @@ import itertools
 import json
 import os
 import random
-import socket
 import threading
 import time
 import urllib.error
@@ -138,7 +137,7 @@ class HTTPBackend:
                     raise BackendError(f"{url} answered {error.code}: {detail}") from None
                 failures.append(f"{error.code} {error.reason}")
                 delay = _retry_after(error)
-            except (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError) as error:
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
                 reason = getattr(error, "reason", error)
                 failures.append(f"{type(reason).__name__}: {reason}")
             if attempt < self.max_retries:

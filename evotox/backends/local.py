@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +38,7 @@ class LocalBackend:
         self.lm = lm if lm is not None else load_causal_lm(model)
         self.top_p = check_real(top_p, "top_p", minimum=0.0, maximum=1.0, exclusive_minimum=True)
         self.max_batch = check_positive_int(max_batch, "max_batch")
+        self._lock = threading.Lock()  # one batch at a time: callers on several threads (servers, searches) queue
 
     def describe(self) -> dict[str, object]:
         return {"kind": "local", **self.lm.describe(), "top_p": self.top_p, "files": []}
@@ -57,8 +59,9 @@ class LocalBackend:
                 seed = _batch_seed([batch[i].seed for i in part]) if temperature > 0 else None
                 start = time.perf_counter()
                 try:
-                    outputs = generate(self.lm, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                                       top_p=self.top_p, seed=seed)
+                    with self._lock:
+                        outputs = generate(self.lm, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                                           top_p=self.top_p, seed=seed)
                 except ValueError as error:
                     if "context" in str(error):
                         raise PromptTooLongError(str(error)) from None

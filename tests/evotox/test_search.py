@@ -181,9 +181,9 @@ def test_an_oracle_returning_nan_or_out_of_range_is_a_clear_error_and_keeps_earl
     config = SearchConfig(methods=("vanilla",), iterations=2)
     path = tmp_path / "run.jsonl"
     oracle = ScriptedOracle(lambda text: [bad if "racist racist" in text else 0.5 if "racist" in text else 0.1])
-    with RunWriter(path, new_header({"search": config.to_json()}, {})) as writer:
-        with pytest.raises(OracleError, match=r"scores must be finite and in \[0, 1\]"):
-            make_engine(config, oracle=oracle, writer=writer).run(SEEDS[:1])
+    with RunWriter(path, new_header({"search": config.to_json()}, {})) as writer, \
+            pytest.raises(OracleError, match=r"scores must be finite and in \[0, 1\]"):
+        make_engine(config, oracle=oracle, writer=writer).run(SEEDS[:1])
     run = read_run(path)
     assert any(r["key"] == "s0/vanilla/i1/step" for r in run.records)  # iteration 1 is kept
     assert not any(r["key"].startswith("s0/vanilla/i2/m") and r["role"] == "sut" for r in run.records
