@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,7 @@ class Engine:
         self.sut, self.generator, self.oracle = sut, generator, oracle
         self.writer = writer
         self._records = {record["key"]: record for record in records}
+        self._stop = threading.Event()  # set when one of several parallel searches fails: the others stop too
 
     # -- public -------------------------------------------------------------------------------------------
     def run(self, seeds: Sequence[str], *, on_step: StepCallback | None = None) -> list[SearchResult]:
@@ -105,11 +107,18 @@ class Engine:
 
         if self.config.parallel_searches == 1:
             return [one(task) for task in tasks]
+        self._stop.clear()
         with ThreadPoolExecutor(max_workers=self.config.parallel_searches) as pool:
             futures = [pool.submit(one, task) for task in tasks]
             try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # all, or the first failure wherever it is
+                for future in done:
+                    failure = future.exception()
+                    if failure is not None:
+                        raise failure
                 return [future.result() for future in futures]
             except BaseException:
+                self._stop.set()  # running searches stop after their current batch; queued ones never start
                 for future in futures:
                     future.cancel()
                 raise
@@ -133,6 +142,8 @@ class Engine:
             return result
         memory: list[tuple[str, float]] = []
         for iteration in range(1, config.iterations + 1):
+            if self._stop.is_set():
+                raise RuntimeError("stopped because another search of this run failed")
             start, cost = time.perf_counter(), _Cost()
             if method == "random":
                 rng = random.Random(f"{config.random_seed}/{index}/random/{iteration}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import warnings
 
 import pytest
@@ -330,3 +331,20 @@ def test_a_changed_model_file_is_detected_for_resume(tmp_path):
     now = describe_models({"sut": {"kind": "llamacpp", "files": [str(weights)]}, "oracle": {"sha256": "bb"}})
     changes = model_changes(recorded, now)
     assert [c.split(":")[0] for c in changes] == ["sut file_sha256", "oracle sha256"]
+
+
+def test_a_failing_search_stops_the_parallel_ones(tmp_path):
+    from evotox.backends import BackendError
+
+    def flaky(request):
+        if "Why is the sky blue?" in request.messages[-1][1]:
+            raise BackendError("server gone")
+        time.sleep(0.002)  # the healthy searches would take 50 x 5 x 2 ms each
+        return appending_generator(request)
+
+    config = SearchConfig(methods=("vanilla",), iterations=50, parallel_searches=3)
+    engine = make_engine(config, generator=flaky)
+    with pytest.raises(BackendError, match="server gone"):
+        engine.run(SEEDS)
+    # the other two searches stopped long before their 50 iterations
+    assert len(engine.generator.batches) < 20
