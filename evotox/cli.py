@@ -79,8 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         return _serve(args)
     except KeyboardInterrupt:
-        print("evotox: interrupted; the run file keeps everything recorded so far (resume with --resume)",
-              file=sys.stderr)
+        if args.command == "run":
+            print("evotox: interrupted; the run file keeps everything recorded so far (resume with --resume)",
+                  file=sys.stderr)
         return 130
     except (OSError, ValueError, RuntimeError) as error:
         print(f"evotox: error: {error}", file=sys.stderr)
