@@ -23,16 +23,19 @@ from typing import Any
 
 import numpy as np
 
+from sfbow._memory import check_fits
 from shared_utils.checks import check_finite_matrix, check_positive_int
 
 __all__ = [
     "STRATEGIES",
     "build_universe",
+    "check_universe",
     "frequent_words",
     "gaussian",
     "identity",
     "kmeans",
     "principal_directions",
+    "universe_size",
 ]
 
 Strategy = Callable[[np.ndarray, int, int], np.ndarray]
@@ -124,25 +127,47 @@ def build_universe(strategy: str | Any, word_matrix: np.ndarray, *, k: int | Non
         Seed of the random strategies (``gaussian``, ``kmeans``).
     n_words:
         How many of the most frequent words ``kmeans`` and ``pca`` are fitted on.
+
+    A K so large that the universe cannot fit in memory is a ``ValueError`` naming ``k``, raised
+    before anything is allocated.
     """
     dim = word_matrix.shape[1]
     if not isinstance(strategy, str):
         if k is not None:
             raise ValueError("k applies to the named strategies; a user-supplied universe has K = its rows")
-        universe = np.ascontiguousarray(strategy, dtype=np.float32)
-        if universe.ndim != 2 or universe.shape[1] != dim or universe.shape[0] == 0:
-            raise ValueError(
-                f"universe must be a (K, d) matrix with K >= 1 and d = {dim} (the word-vector "
-                f"dimension); got shape {universe.shape}"
-            )
-        check_finite_matrix(universe, "universe")
-        return universe
+        return check_universe(strategy, dim)
+    k = universe_size(strategy, dim, k)
+    n_words = check_positive_int(n_words, "n_words")
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise TypeError(f"random_state must be a non-negative integer, got {random_state!r}")
+    # float64 while drawing or fitting, then the float32 result
+    check_fits(k * dim * 12, f"a {strategy} universe of k={k} rows x d={dim}", "lower k")
+    return STRATEGIES[strategy](word_matrix[:n_words], k, random_state)
+
+
+def universe_size(strategy: str, dim: int, k: int | None) -> int:
+    """K for a named ``strategy`` over ``dim``-dimensional vectors: ``k`` checked, or the default."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown universe strategy {strategy!r}; choose one of {sorted(STRATEGIES)}")
     if k is None:
         k = DEFAULT_K[strategy] or (2 * dim if strategy == "pca" else dim)
-    k = check_positive_int(k, "k")
-    n_words = check_positive_int(n_words, "n_words")
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
-        raise TypeError(f"random_state must be a non-negative integer, got {random_state!r}")
-    return STRATEGIES[strategy](word_matrix[:n_words], k, random_state)
+    return check_positive_int(k, "k")
+
+
+def check_universe(universe: Any, dim: int, name: str = "universe") -> np.ndarray:
+    """``universe`` as a C-contiguous float32 ``(K, dim)`` matrix with K >= 1 and finite real values.
+
+    A complex matrix is refused (casting would drop its imaginary part), as are NaN and inf, and
+    values beyond the float32 range (they would become inf).
+    """
+    if np.iscomplexobj(universe):
+        raise TypeError(f"{name} is complex; a universe must be real (take .real yourself if that is meant)")
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, reported by the finiteness check
+        matrix = np.ascontiguousarray(universe, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[1] != dim or matrix.shape[0] == 0:
+        raise ValueError(
+            f"{name} must be a (K, d) matrix with K >= 1 and d = {dim} (the word-vector "
+            f"dimension); got shape {matrix.shape}"
+        )
+    check_finite_matrix(matrix, name)
+    return matrix
