@@ -40,6 +40,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from sfbow._npy import read_npy_header
 from sfbow.errors import ModelFileError
 from shared_utils.atomic import atomic_write
 
@@ -50,8 +51,6 @@ METADATA_MEMBER = "metadata.json"
 CHECKSUM_MEMBER = "checksum.sha256"
 #: The metadata is a few hundred bytes; a larger one is a damaged or hostile file.
 MAX_METADATA_BYTES = 1 << 20
-#: Longest ``.npy`` header accepted (NumPy writes at most a few hundred bytes for our arrays).
-_MAX_NPY_HEADER = 4096
 _READ_CHUNK = 1 << 24
 
 
@@ -281,13 +280,10 @@ def _read_array(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, nam
     if hashlib.sha256(raw).hexdigest() != spec["sha256"]:
         raise ModelFileError(f"{path}: member {name!r} does not match its checksum; the file was modified")
     header = io.BytesIO(raw)
-    version = np.lib.format.read_magic(header)
-    if version == (1, 0):
-        npy_shape, fortran, npy_dtype = np.lib.format.read_array_header_1_0(header, max_header_size=_MAX_NPY_HEADER)
-    elif version == (2, 0):
-        npy_shape, fortran, npy_dtype = np.lib.format.read_array_header_2_0(header, max_header_size=_MAX_NPY_HEADER)
-    else:
-        raise ModelFileError(f"{path}: member {name!r} has .npy version {version}")
+    try:
+        npy_shape, fortran, npy_dtype = read_npy_header(header)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: member {name!r} is not a valid .npy array: {exc}") from None
     offset = header.tell()
     if npy_shape != shape or fortran or npy_dtype != dtype or offset + payload != len(raw):
         raise ModelFileError(f"{path}: member {name!r} holds a {npy_dtype} array of shape {npy_shape} in "

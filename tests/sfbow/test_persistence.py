@@ -307,3 +307,14 @@ def test_hostile_sizes_fail_cleanly_under_a_memory_cap(tmp_path, saved):
     for case in ("gaussian_k", "table_k"):
         assert results[case][0] == "ValueError" and "lower k" in results[case][1], results[case]
     assert "K=1000000000000" in results["gaussian_k"][1]
+
+
+def test_the_cli_reports_a_damaged_universe_file_in_one_line(tmp_path, capsys):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("cat 1 0\ndog 0 1\n")
+    universe = tmp_path / "u.npy"
+    np.save(universe, np.eye(2, dtype=np.float32))
+    universe.write_bytes(universe.read_bytes().replace(b"(2, 2)", b"(10000000000, 2)"))
+    assert main(["fit", "--vectors", str(vectors), "--universe-file", str(universe), "-o", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sfbow fit: error: ") and "u.npy: its header declares" in err and err.count("\n") == 1
