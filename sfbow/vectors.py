@@ -148,7 +148,9 @@ def _read_text_vectors(path: Path, limit: int | None) -> tuple[list[str], np.nda
     """Parse a word2vec/GloVe text file. A word may contain spaces (GloVe 840B has a few): the last
     ``dim`` fields of a line are the vector, the rest is the word."""
     words: list[str] = []
+    blocks: list[np.ndarray] = []  # float32 blocks of parsed rows: memory stays near the matrix's size
     rows: list[list[str]] = []
+    lines: list[int] = []
     announced, dim = None, 0
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -174,17 +176,36 @@ def _read_text_vectors(path: Path, limit: int | None) -> tuple[list[str], np.nda
                                  f"fields{_control_hint(line)}")
             words.append(" ".join(fields[:-dim]))
             rows.append(fields[-dim:])
+            lines.append(number)
+            if len(rows) == _BLOCK_ROWS:
+                blocks.append(_parse_block(path, rows, lines))
+                rows, lines = [], []
             if limit is not None and len(words) == limit:
                 break
     if not words:
         raise ValueError(f"{path} holds no word vectors")
     if announced is not None and limit is None and len(words) != announced:
         raise ValueError(f"{path}: its header announces {announced} words but it has {len(words)} (truncated?)")
+    if rows:
+        blocks.append(_parse_block(path, rows, lines))
+    return words, np.concatenate(blocks)
+
+
+#: Text rows parsed to float32 at a time.
+_BLOCK_ROWS = 8192
+
+
+def _parse_block(path: Path, rows: list[list[str]], lines: list[int]) -> np.ndarray:
+    """``rows`` of number strings as a float32 block; a value that is not a number names its line."""
     try:
-        matrix = np.array(rows, dtype=np.float32)
-    except ValueError as exc:
-        raise ValueError(f"{path}: a vector value is not a number: {exc}") from None
-    return words, matrix
+        return np.array(rows, dtype=np.float32).reshape(len(rows), -1)
+    except ValueError:
+        for row, number in zip(rows, lines):
+            try:
+                np.array(row, dtype=np.float32)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: a vector value is not a number ({exc})") from None
+        raise
 
 
 def _control_hint(line: str) -> str:

@@ -185,3 +185,20 @@ def test_values_beyond_float32_are_refused_not_made_inf():
     with pytest.raises(ValueError, match="beyond the float32 range"):
         WordVectors(["a"], np.array([[1e39, 0.0]]))
     assert np.isfinite(WordVectors(["a"], np.array([[3e38, -3e38]])).matrix).all()
+
+
+@pytest.mark.parametrize("extra", [0, 5])  # whole blocks only, and a partial last one
+def test_a_large_text_file_is_parsed_in_blocks_with_the_right_line_numbers(tmp_path, extra):
+    from sfbow import vectors as vectors_module
+
+    n = 3 * vectors_module._BLOCK_ROWS + extra
+    rng = np.random.default_rng(0)
+    matrix = rng.standard_normal((n, 3)).astype(np.float32)
+    lines = [f"w{i} " + " ".join(repr(float(x)) for x in row) for i, row in enumerate(matrix)]
+    path = tmp_path / "big.txt"
+    path.write_text(f"{n} 3\n" + "\n".join(lines) + "\n")
+    np.testing.assert_array_equal(WordVectors.from_file(path).matrix, matrix)
+    lines[2 * vectors_module._BLOCK_ROWS + 1] = "bad 1 2 oops"
+    path.write_text(f"{n} 3\n" + "\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=f"big.txt:{2 * vectors_module._BLOCK_ROWS + 3}: a vector value is not a number"):
+        WordVectors.from_file(path)
