@@ -325,7 +325,7 @@ def _gather_gates(gates: Mapping[str, ArrayLike]) -> tuple[list[str], np.ndarray
         if not issubclass(kind, str):
             raise TypeError(f"gates keys must be adapter names (str), got {kind.__name__}")
     names = sorted(gates)
-    vectors = [gates[name] for name in names]
+    vectors: list[Any] = [gates[name] for name in names]
     try:
         flat = np.concatenate(vectors)
     except (ValueError, TypeError, RuntimeError):  # the loop below names the culprit

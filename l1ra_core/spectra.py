@@ -17,6 +17,7 @@ singular values instead of overflowing or underflowing inside the core.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -56,10 +57,11 @@ def energy_kept(
     """
     rank = check_int(rank, "rank", minimum=0)
     if _is_factors(singular_values_or_factors):
-        _, core, _, _ = _core(*singular_values_or_factors)  # the scale cancels in the fraction
+        factors = cast(Sequence[ArrayLike], singular_values_or_factors)
+        _, core, _, _ = _core(*factors)  # the scale cancels in the fraction
         sigma = np.linalg.svd(core, compute_uv=False)
     else:
-        sigma = as_real_array(singular_values_or_factors, "singular values", dtype=np.float64)
+        sigma = as_real_array(cast(ArrayLike, singular_values_or_factors), "singular values", dtype=np.float64)
         if sigma.ndim != 1 or not np.isfinite(sigma).all() or (sigma < 0).any():
             raise ValueError(
                 "singular values must be a 1-D array of finite numbers >= 0 (or pass the factors "

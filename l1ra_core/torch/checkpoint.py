@@ -34,7 +34,7 @@ from l1ra_core.config import L1RAConfig
 from shared_utils.atomic import atomic_write_text, atomic_write_via
 
 from .controller import L1RAController
-from .layer import linear_shape
+from .layer import base_weight, linear_shape
 from .model import _linear_modules, _refuse_existing_adapters, adapter_layers, inject_at_ranks
 
 __all__ = ["load_adapters", "load_training_state", "save_adapters", "save_training_state"]
@@ -90,7 +90,7 @@ def load_adapters(model: nn.Module, directory: str | os.PathLike[str]) -> L1RACo
     except (SafetensorError, OSError) as error:
         raise AdapterFileError(f"{weights_path} cannot be read as safetensors ({error}); it is damaged") from None
     for name in metadata.ranks:
-        dtype = modules[name].weight.dtype
+        dtype = base_weight(modules[name]).dtype
         for pname in RANK_DIMS:
             _check_values(weights_path, f"{name}.{pname}", tensors[f"{name}.{pname}"], dtype)
     adapters = inject_at_ranks(model, metadata.config, metadata.ranks)

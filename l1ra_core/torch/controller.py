@@ -100,8 +100,9 @@ class L1RAController:
 
         Wrappers exposing the real optimizer as ``.optimizer`` (accelerate, the HF Trainer) are unwrapped.
         """
-        while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
-            optimizer = optimizer.optimizer
+        inner = getattr(optimizer, "optimizer", None)
+        while isinstance(inner, torch.optim.Optimizer):
+            optimizer, inner = inner, getattr(inner, "optimizer", None)
         _refuse_nonzero_initial_state(optimizer)
         self._locate(optimizer)
         self._require_schedule()
@@ -109,7 +110,7 @@ class L1RAController:
         self.optimizer = optimizer
         self._refresh_gate_groups()
         if self._hook:
-            self._hook_handle = optimizer.register_step_post_hook(lambda *_: self._step())
+            self._hook_handle = optimizer.register_step_post_hook(self._after_optimizer_step)
 
     def detach(self) -> None:
         """Stop running after the optimizer's steps (the controller keeps its state)."""
@@ -130,6 +131,9 @@ class L1RAController:
                 "would apply the L1 step twice. Remove the call, or build the controller with hook=False"
             )
         return self._step()
+
+    def _after_optimizer_step(self, *_: Any) -> None:
+        self._step()
 
     def _step(self) -> AllocationPlan | None:
         self._require_optimizer()
@@ -167,9 +171,8 @@ class L1RAController:
         _refuse_low_precision_gates(self.adapters)
         names = list(self.adapters)
         flat = torch.cat([layer.gate.detach().reshape(-1) for layer in self.adapters.values()])
-        flat = flat.to(device="cpu", dtype=torch.float64).numpy()
         splits = np.cumsum([layer.rank for layer in self.adapters.values()])[:-1]
-        gates = dict(zip(names, np.split(flat, splits)))
+        gates = dict(zip(names, np.split(flat.to(device="cpu", dtype=torch.float64).numpy(), splits)))
         plan = allocate(
             gates, self.budget, threshold=self.config.threshold, min_rank=self.config.min_rank, max_rank=self.max_ranks
         )

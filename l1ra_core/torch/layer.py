@@ -17,7 +17,7 @@ from torch import nn
 from l1ra_core.adapter_files import RANK_DIMS
 from l1ra_core.allocation import AdapterPlan
 
-__all__ = ["L1RALayer", "is_supported_base", "linear_shape", "kaiming_rows"]
+__all__ = ["L1RALayer", "base_weight", "is_supported_base", "linear_shape", "kaiming_rows"]
 
 
 def is_supported_base(module: nn.Module) -> bool:
@@ -36,12 +36,21 @@ def _is_conv1d(module: nn.Module) -> bool:
     )
 
 
+def base_weight(module: nn.Module) -> torch.Tensor:
+    """The ``weight`` tensor of a base layer (``nn.Linear`` or ``Conv1D``)."""
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{type(module).__name__} has no weight tensor; L1RA adapters wrap linear layers")
+    return weight
+
+
 def linear_shape(module: nn.Module) -> tuple[int, int]:
     """(in_features, out_features) of a supported base layer."""
     if isinstance(module, nn.Linear):
         return module.in_features, module.out_features
     if _is_conv1d(module):
-        return module.weight.shape[0], module.weight.shape[1]
+        weight = base_weight(module)
+        return int(weight.shape[0]), int(weight.shape[1])
     raise TypeError(
         f"L1RA adapters wrap nn.Linear or transformers Conv1D layers, not {type(module).__name__}"
     )
@@ -96,10 +105,11 @@ class L1RALayer(nn.Module):
         self.alpha = alpha
         self.scaling = alpha / initial_rank
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        weight = base_layer.weight
-        factory = {"device": weight.device, "dtype": weight.dtype}
-        self.lora_A = nn.Parameter(kaiming_rows(rank, self.in_features, generator=generator, **factory))
-        self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank, **factory))
+        weight = base_weight(base_layer)
+        self.lora_A = nn.Parameter(
+            kaiming_rows(rank, self.in_features, generator=generator, device=weight.device, dtype=weight.dtype)
+        )
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank, device=weight.device, dtype=weight.dtype))
         # The gate stays float32 whatever the base dtype: in bf16/fp16 the proximal step 1 - t rounds back
         # to 1 for small t (bf16 has 8 bits of mantissa), so nothing would ever be pruned.
         self.gate = nn.Parameter(torch.ones(rank, device=weight.device, dtype=torch.float32))
@@ -142,7 +152,7 @@ class L1RALayer(nn.Module):
         """Add the update into the base weight, so inference costs one matmul. Undo with :meth:`unmerge`."""
         if self.merged:
             raise RuntimeError("adapter is already merged; call unmerge() first")
-        weight = self.base_layer.weight
+        weight = base_weight(self.base_layer)
         weight.add_(self.delta_weight().to(weight.dtype))
         self.merged = True
 
@@ -151,7 +161,7 @@ class L1RALayer(nn.Module):
         """Subtract the update from the base weight again (exact up to floating-point rounding)."""
         if not self.merged:
             raise RuntimeError("adapter is not merged; nothing to unmerge")
-        weight = self.base_layer.weight
+        weight = base_weight(self.base_layer)
         weight.sub_(self.delta_weight().to(weight.dtype))
         self.merged = False
 

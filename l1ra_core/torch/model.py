@@ -47,7 +47,8 @@ def find_target_modules(model: nn.Module, target_modules: str | tuple[str, ...] 
     else:
         suffixes = tuple(target_modules)
         selected = lambda name: any(name == s or name.endswith("." + s) for s in suffixes)  # noqa: E731
-    names, unsupported = [], []
+    names: list[str] = []
+    unsupported: list[str] = []
     for name, module in _named_modules_outside_adapters(model):
         if name and selected(name):
             (names if is_supported_base(module) else unsupported).append(name)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from l1ra_core import L1RAConfig
-from l1ra_core.torch import L1RAController, adapter_layers, inject_adapters, merge_adapters
+from l1ra_core.torch import (
+    L1RAController,
+    adapter_layers,
+    adapter_parameter_groups,
+    inject_adapters,
+    merge_adapters,
+)
 
 TARGETS = ["up", "down"]
 
@@ -272,3 +279,23 @@ def test_reallocating_by_hand_before_the_first_step_keeps_the_initial_rank_log(t
     other = L1RAController(tiny_net, controller.config, optimizer, hook=False)
     other.load_state_dict(state)
     assert other.rank_log == {0: initial}
+
+
+def test_the_in_place_proximal_step_is_l1ra_core_prox_l1(tiny_net):
+    """The controller's foreach kernels compute exactly l1ra_core.prox_l1 with the box [0, 1], on any gates."""
+    from l1ra_core import prox_l1
+
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=8, update_interval=1000, l1_lambda=0.7)
+    inject_adapters(tiny_net, config)
+    optimizer = torch.optim.SGD(adapter_parameter_groups(tiny_net, lr=0.0, gate_lr=0.03), lr=0.0)
+    controller = L1RAController(tiny_net, config, optimizer, hook=False)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for layer in controller.adapters.values():  # values below 0, inside [0, lr * lambda], above 1
+            layer.gate.copy_(torch.rand(layer.rank, generator=generator) * 2.0 - 0.5)
+    before = {name: layer.gate.detach().numpy().copy() for name, layer in controller.adapters.items()}
+    optimizer.step()  # no gradients: nothing moves but the proximal step
+    controller.step()
+    for name, layer in controller.adapters.items():
+        expected = prox_l1(before[name], 0.03, 0.7, nonnegative=True, upper=1.0)
+        np.testing.assert_array_equal(layer.gate.detach().numpy(), expected)
