@@ -2,16 +2,17 @@
 
 The adapter directory's layout and every check on it are ``l1ra_core.adapter_files`` (no torch);
 this module writes the tensors, checks their values (finite in the model's dtype, gates in [0, 1])
-and copies them into a model. Training state: ``l1ra_training_state.pt`` (optimizer + controller
-state), read back with ``torch.load(weights_only=True)``, which builds tensors and plain containers
-only. Nothing here ever executes code from a file, and a load that fails leaves model, optimizer
-and controller as they were.
+and copies them into a model. Training state (optimizer + controller): no pickle either, its tensors in
+``l1ra_training_state.safetensors`` and its structure in ``l1ra_training_state.json`` (tagged lists,
+tuples and dicts, so int keys and tuples come back as they were; the JSON records the tensors' SHA-256).
+Nothing here ever executes code from a file, and a load that fails leaves model, optimizer and controller
+as they were.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ from .model import _linear_modules, _refuse_existing_adapters, adapter_layers, i
 
 __all__ = ["load_adapters", "load_training_state", "save_adapters", "save_training_state"]
 
-TRAINING_STATE_FILE = "l1ra_training_state.pt"
+TRAINING_STATE_FILE = "l1ra_training_state.json"
+TRAINING_TENSORS_FILE = "l1ra_training_state.safetensors"
 
 
 def save_adapters(model: nn.Module, config: L1RAConfig, directory: str | os.PathLike[str]) -> Path:
@@ -105,13 +107,18 @@ def save_training_state(
     directory: str | os.PathLike[str], optimizer: torch.optim.Optimizer, controller: L1RAController
 ) -> Path:
     """Write the optimizer's and the controller's state next to the adapters (see :func:`save_adapters`),
-    so that training can resume exactly. Returns the file written."""
-    state: dict[str, Any] = {
-        "optimizer_type": type(optimizer).__name__,
-        "optimizer": optimizer.state_dict(),
-        "controller": controller.state_dict(),
-    }
-    return atomic_write_via(Path(directory) / TRAINING_STATE_FILE, lambda tmp: torch.save(state, tmp))
+    so that training can resume exactly. Returns the JSON file written (the tensors go beside it)."""
+    directory = Path(directory)
+    tensors: dict[str, torch.Tensor] = {}
+    structure = _encode(
+        {"optimizer_type": type(optimizer).__name__, "optimizer": optimizer.state_dict(),
+         "controller": controller.state_dict()},
+        tensors,
+    )
+    weights = atomic_write_via(directory / TRAINING_TENSORS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+    document = {"format": "l1ra-training-state", "format_version": 1, "tensors_sha256": file_digest(weights),
+                "state": structure}
+    return atomic_write_text(directory / TRAINING_STATE_FILE, json.dumps(document) + "\n")
 
 
 def load_training_state(
@@ -124,15 +131,10 @@ def load_training_state(
     same optimizer type with the same parameter groups; that is checked before anything changes, and if a
     later part is refused the optimizer gets its previous state back.
     """
-    path = Path(directory) / TRAINING_STATE_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; write it with save_training_state")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        raise ValueError(f"{path} cannot be read as an L1RA training state ({error}); it is damaged") from None
-    if not isinstance(state, dict) or not {"optimizer_type", "optimizer", "controller"} <= set(state):
-        raise ValueError(f"{path} is not an L1RA training state (written by save_training_state)")
+    path, tensors_path = Path(directory) / TRAINING_STATE_FILE, Path(directory) / TRAINING_TENSORS_FILE
+    if not path.is_file() or not tensors_path.is_file():
+        raise FileNotFoundError(f"{path} or {tensors_path.name} does not exist; write them with save_training_state")
+    state = _read_training_state(path, tensors_path)
     _check_optimizer_state(path, optimizer, state["optimizer_type"], state["optimizer"])
     previous = optimizer.state_dict()
     try:
@@ -141,6 +143,62 @@ def load_training_state(
     except Exception:
         optimizer.load_state_dict(previous)
         raise
+
+
+def _read_training_state(path: Path, tensors_path: Path) -> dict[str, Any]:
+    """The saved state, checked: JSON structure, checksum of the tensors file, every tensor reference."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ValueError(f"{path} cannot be read as an L1RA training state ({error}); it is damaged") from None
+    if not isinstance(document, dict) or document.get("format") != "l1ra-training-state" or \
+            document.get("format_version") != 1 or "state" not in document:
+        raise ValueError(f"{path} is not an L1RA training state (written by save_training_state)")
+    if file_digest(tensors_path) != document.get("tensors_sha256"):
+        raise ValueError(f"{tensors_path} does not match the checksum in {path.name}: truncated, damaged or replaced")
+    try:
+        tensors = load_file(str(tensors_path))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{tensors_path} cannot be read as safetensors ({error})") from None
+    try:
+        state = _decode(document["state"], tensors)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: the saved structure is damaged ({error})") from None
+    if not isinstance(state, dict) or not {"optimizer_type", "optimizer", "controller"} <= set(state):
+        raise ValueError(f"{path} is not an L1RA training state (written by save_training_state)")
+    return state
+
+
+def _encode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """``value`` as JSON: tensors go to ``tensors`` (referenced by key); lists, tuples and dicts are tagged."""
+    if torch.is_tensor(value):
+        key = f"t{len(tensors)}"
+        tensors[key] = value.detach().cpu().contiguous()
+        return {"tensor": key}
+    if isinstance(value, dict):
+        return {"dict": [[_encode(k, tensors), _encode(v, tensors)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return {"tuple" if isinstance(value, tuple) else "list": [_encode(v, tensors) for v in value]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot save {type(value).__name__} in a training state; only tensors and plain containers")
+
+
+def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`_encode`; anything that is not what it writes raises ``ValueError``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ValueError(f"unexpected {type(value).__name__} in the structure")
+    (tag, content), = value.items()
+    if tag == "tensor":
+        return tensors[content]
+    if tag in ("list", "tuple") and isinstance(content, list):
+        items = [_decode(v, tensors) for v in content]
+        return tuple(items) if tag == "tuple" else items
+    if tag == "dict" and isinstance(content, list) and all(isinstance(p, list) and len(p) == 2 for p in content):
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in content}
+    raise ValueError(f"unexpected tag {tag!r} in the structure")
 
 
 def _check_model_shapes(model: nn.Module, metadata: AdapterMetadata) -> dict[str, nn.Module]:

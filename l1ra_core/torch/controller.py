@@ -354,9 +354,8 @@ def _rank_log(value: object) -> dict[int, dict[str, int]]:
     for step, ranks in value.items():
         if not isinstance(ranks, Mapping) or not all(isinstance(name, str) for name in ranks):
             raise ValueError(f"state['rank_log'][{step!r}] must map adapter names to ranks")
-        log[check_int(int(step) if isinstance(step, str) and step.isdecimal() else step, "rank_log step",
-                      minimum=0)] = {name: check_int(rank, f"rank_log rank of {name!r}", minimum=1)
-                                     for name, rank in ranks.items()}
+        ranks_at_step = {name: check_int(rank, f"rank_log rank of {name!r}", minimum=1) for name, rank in ranks.items()}
+        log[check_int(step, "rank_log step", minimum=0)] = ranks_at_step
     return log
 
 

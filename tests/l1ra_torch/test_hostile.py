@@ -172,16 +172,35 @@ def test_training_state_of_another_optimizer_type_is_refused_before_anything_cha
     _train(net, optimizer, _batches("cpu", 1))  # still usable
 
 
-def test_a_damaged_training_state_is_refused_naming_it(saved, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "damage", "message"),
+    [
+        ("l1ra_training_state.json", lambda raw: raw[:100], "l1ra_training_state.json cannot be read"),
+        ("l1ra_training_state.json", lambda raw: raw.replace(b'"tuple"', b'"set"'), "structure is damaged"),
+        ("l1ra_training_state.json", lambda raw: b'{"format": "l1ra"}', "is not an L1RA training state"),
+        ("l1ra_training_state.safetensors", lambda raw: raw[:-1], "does not match the checksum"),
+        ("l1ra_training_state.safetensors", lambda raw: raw[:50] + bytes([raw[50] ^ 1]) + raw[51:], "checksum"),
+    ],
+)
+def test_a_damaged_training_state_is_refused_naming_it(saved, tmp_path, name, damage, message):
     directory = _copy(saved, tmp_path)
-    path = directory / "l1ra_training_state.pt"
-    path.write_bytes(path.read_bytes()[:100])
+    path = directory / name
+    path.write_bytes(damage(path.read_bytes()))
     net = TinyNet()
     config = load_adapters(net, directory)
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-2)
     controller = L1RAController(net, config, optimizer)
-    with pytest.raises(ValueError, match="l1ra_training_state.pt cannot be read"):
+    with pytest.raises(ValueError, match=message):
         load_training_state(directory, optimizer, controller)
+    assert not optimizer.state and controller.step_count == 0
+
+
+def test_the_training_state_is_pickle_free_json_and_safetensors(saved):
+    assert sorted(p.name for p in saved.iterdir() if "training" in p.name) == [
+        "l1ra_training_state.json", "l1ra_training_state.safetensors"
+    ]
+    document = json.loads((saved / "l1ra_training_state.json").read_text())
+    assert document["format"] == "l1ra-training-state"
 
 
 def test_set_total_steps_refused_stores_nothing(tiny_net):
