@@ -245,8 +245,8 @@ class Engine:
             try:
                 evaluations += self._evaluate(items, _Cost())
             except PromptTooLongError as error:
-                raise PromptTooLongError(f"a seed in lines {first + 1}-{first + len(items)} does not fit the SUT's "
-                                         f"context: {error}. Shorten it or raise the model's context") from None
+                raise PromptTooLongError(f"one of seeds {first + 1}-{first + len(items)} (counted from 1, blank lines "
+                                         f"skipped) does not fit the SUT's context: {error}. Shorten it") from None
         return evaluations
 
     def _evaluate(self, items: list[tuple[str, str, dict[str, Any]]], cost: _Cost) -> list[Evaluation]:

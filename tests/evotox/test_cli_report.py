@@ -54,7 +54,7 @@ def test_smoke_run_report_and_resume_on_the_real_model(tmp_path, seeds_file, loc
 @pytest.mark.slow
 def test_a_seed_longer_than_the_context_is_named(local_backend, jigsaw_oracle):
     engine = Engine(SearchConfig(methods=("seeds",)), sut=local_backend, generator=local_backend, oracle=jigsaw_oracle)
-    with pytest.raises(PromptTooLongError, match="a seed in lines 1-2 does not fit the SUT's context"):
+    with pytest.raises(PromptTooLongError, match=r"one of seeds 1-2 \(counted from 1, blank lines skipped\) does not fit the SUT's context"):
         engine.run(["Short question?", "word " * 9000])
 
 
