@@ -75,6 +75,11 @@ def load_sentences(path: Path, n: int) -> list[str]:
 Encoder = Callable[[Sequence[str]], Any]
 
 
+def one_thread(model: Any) -> Encoder:
+    """``model.encode`` on one thread, no progress bar."""
+    return lambda sentences: model.encode(sentences, n_threads=1, show_progress=False)
+
+
 def sfbow_encoder(n_threads: int) -> Encoder:
     import sfbow
 
@@ -134,6 +139,47 @@ def model2vec_encoder() -> Encoder:
     return lambda sentences: model.encode(list(sentences), use_multiprocessing=False)
 
 
+def distilled_model() -> Any:
+    """The ``"minilm"`` model (distilled from all-MiniLM-L6-v2), from the cache or built once."""
+    from sfbow.distill import pretrained
+
+    return pretrained("minilm")
+
+
+def distilled_encoders() -> tuple[dict[str, Encoder], dict[str, Any]]:
+    """sfbow on the distilled vectors (several table settings) and model2vec on the very same vectors.
+
+    ``model2vec``: ``StaticModel.encode`` over the model's own WordPiece tokenizer (a ``tokenizers``
+    tokenizer from the same vocabulary and options) and the same piece vectors, mean pooling.
+    Also returns each sfbow variant's table size in MB.
+    """
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    from sfbow import SFBoW
+    from sfbow.subword import SubwordVectors, frequent_multipiece_words
+
+    model = distilled_model()
+    vectors = model.vectors
+    variants = {
+        "sfbow minilm (float32, 100k-word table)": model,
+        "sfbow minilm (float16, 100k-word table)": SFBoW.from_parts(vectors, model.universe, normalize=model.normalize,
+                                                                   memberships="float16"),
+        "sfbow minilm (float32, pieces only)": SFBoW.from_parts(
+            SubwordVectors(vectors.wordpiece, vectors.matrix), model.universe, normalize=model.normalize),
+        "sfbow minilm (float16, 400k-word table)": SFBoW.from_parts(
+            SubwordVectors(vectors.wordpiece, vectors.matrix, frequent_multipiece_words(vectors.wordpiece, 400_000)),
+            model.universe, normalize=model.normalize, memberships="float16"),
+    }
+    encoders: dict[str, Encoder] = {name: one_thread(m) for name, m in variants.items()}
+    tokenizer = Tokenizer.from_str(json.dumps(vectors.wordpiece.to_json()))
+    static = StaticModel(vectors.matrix, tokenizer, normalize=True)
+    encoders["model2vec (same vectors)"] = lambda sentences: static.encode(list(sentences), use_multiprocessing=False)
+    info = {name: {"table_mb": m.table.nbytes / 2**20, "table_rows": int(m.table.shape[0]), "k": m.dim}
+            for name, m in variants.items()}
+    return encoders, info
+
+
 def build_peers(train: Sequence[str]) -> tuple[dict[str, Encoder], dict[str, str]]:
     """The encoders that can be built here, and the reason for each one that cannot."""
     builders: dict[str, Callable[[], Encoder]] = {
@@ -146,7 +192,7 @@ def build_peers(train: Sequence[str]) -> tuple[dict[str, Encoder], dict[str, str
     for name, build in builders.items():
         try:
             encoders[name] = build()
-        except Exception as exc:  # noqa: BLE001 - any failure to build a peer means "skipped"
+        except Exception as exc:
             skipped[name] = f"{type(exc).__name__}: {exc}"
     return encoders, skipped
 
@@ -319,6 +365,17 @@ def markdown(results: dict[str, Any]) -> str:
     one = results["threads"]["1"]["wall"]
     for threads, rate in results["threads"].items():
         lines.append(f"| {threads} | {rate['wall']:,.0f} | {rate['wall'] / one:.2f} | {rate['cores']:.2f} |")
+    if results.get("distilled"):
+        rates, tables = results["distilled"]["throughput"], results["distilled"]["tables"]
+        peer = rates["model2vec (same vectors)"]["wall"]
+        lines += ["", "Distilled all-MiniLM-L6-v2 vectors (sfbow.distill.pretrained('minilm')), the same sentences, "
+                  "one thread; model2vec encodes the same piece vectors with the same WordPiece tokenizer.", "",
+                  "| encoder | sentences/s (wall) | x model2vec | table rows | table MB |", "|---|---:|---:|---:|---:|"]
+        for name, rate in rates.items():
+            table = tables.get(name)
+            lines.append(f"| {name} | {rate['wall']:,.0f} | {rate['wall'] / peer:.2f} | "
+                         f"{'' if table is None else format(table['table_rows'], ',')} | "
+                         f"{'' if table is None else format(table['table_mb'], '.0f')} |")
     serial = results["serial"]
     lines += ["", f"One-thread encode spends {serial['serial_share']:.0%} of its CPU time in Python under the GIL "
               f"(outside the kernels); chunks take turns on the GIL and run their kernels side by side, so "
@@ -351,6 +408,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-sentences", type=int, default=2_000_000,
                         help="sentences of the streaming-memory run (0: skip)")
     parser.add_argument("--no-start", action="store_true", help="skip the cold/warm start measurement")
+    parser.add_argument("--no-distilled", action="store_true",
+                        help="skip the distilled model (sfbow.distill.pretrained('minilm')) against model2vec")
     parser.add_argument("--output", type=Path, default=RESULTS / "speed.json",
                         help="JSON figures; a Markdown table goes beside it (.md)")
     parser.add_argument("--child-memory", help=argparse.SUPPRESS)
@@ -383,6 +442,13 @@ def main(argv: list[str] | None = None) -> None:
     thread_counts = sorted({1, 2, numba.config.NUMBA_NUM_THREADS})
     scaling = alternate({str(t): sfbow_encoder(t) for t in thread_counts}, sentences, args.repeats)
     results["threads"] = scaling
+    if not args.no_distilled:
+        try:
+            distilled, tables = distilled_encoders()
+        except ImportError as exc:  # the distill extra (model2vec, transformers) is missing
+            skipped["distilled"] = f"{type(exc).__name__}: {exc}"
+        else:
+            results["distilled"] = {"throughput": alternate(distilled, sentences, args.repeats), "tables": tables}
     results["serial"] = serial_share(sentences, args.repeats)
     results["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     if args.memory_sentences:

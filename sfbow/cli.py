@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from shared_utils.atomic import atomic_write
 from sfbow.evaluation import split_lines
 from sfbow.model import SFBoW
 from sfbow.similarity import cosine, fuzzy_jaccard
 from sfbow.universe import DEFAULT_N_WORDS, STRATEGIES
 from sfbow.vectors import WordVectors
+from shared_utils.atomic import atomic_write
 
 _EPILOG = """examples:
   sfbow encode sentences.txt -o vectors.npy      one sentence per line -> (lines x K) float32 .npy
@@ -25,6 +25,8 @@ _EPILOG = """examples:
   sfbow similarity "A man plays guitar." "Someone is playing a guitar."
   sfbow fit --vectors glove.840B.300d.txt --universe pca -o my-model.npz
   sfbow encode sentences.txt -o vectors.npy --model my-model.npz
+  sfbow distill path/to/sentence-transformer -o distilled.npz   (extra: distill)
+  sfbow encode sentences.txt -o vectors.npy --model minilm    (distilled all-MiniLM-L6-v2, cached)
 
 Without --model, commands use the default model (GloVe 6B 50d, pca universe, K=100),
 which ships with the package and needs no network."""
@@ -36,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"sfbow {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
@@ -80,6 +82,17 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     fit.set_defaults(handler=_fit)
 
+    distill = commands.add_parser("distill", help="distil a local sentence-transformers model into an sfbow model")
+    distill.add_argument("model_folder", help="a local sentence-transformers model folder (offline)")
+    distill.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    distill.add_argument("--pca-dims", type=int, default=None,
+                         help="model2vec PCA dimensions (default: none, keep all)")
+    distill.add_argument("--universe", choices=sorted(STRATEGIES), default="pca", help="universe strategy (default: pca)")
+    distill.add_argument("-k", "--k", type=int, default=160, help="universe size K (default 160, tuned on STS-B dev)")
+    distill.add_argument("--no-normalize", action="store_true",
+                         help="keep the distilled vectors' lengths (their weighting) instead of unit vectors")
+    distill.set_defaults(handler=_distill)
+
     _add_sts_command(commands)
     return parser
 
@@ -95,7 +108,8 @@ def _add_sts_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_model_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="a model file written by 'sfbow fit' (default: the built-in model)")
+    parser.add_argument("--model", help="a model file written by 'sfbow fit' or 'sfbow distill', or 'minilm' "
+                        "(distilled from all-MiniLM-L6-v2, built and cached on first use); default: the built-in model")
 
 
 def _load_model(path: str | None) -> SFBoW:
@@ -103,6 +117,10 @@ def _load_model(path: str | None) -> SFBoW:
         from sfbow import default_model
 
         return default_model()
+    from sfbow.distill import PRETRAINED, pretrained
+
+    if path in PRETRAINED and not Path(path).exists():
+        return pretrained(path)
     return SFBoW.load(path)
 
 
@@ -136,6 +154,15 @@ def _fit(args: argparse.Namespace) -> int:
     model = SFBoW(vectors, universe, k=args.k, n_words=args.n_words, random_state=args.seed,
                   normalize=not args.no_normalize, clip=not args.no_clip)
     model.save(args.output)
+    print(f"saved {model!r} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from sfbow.distill import distill
+
+    model = distill(args.model_folder, args.output, pca_dims=args.pca_dims, universe=args.universe, k=args.k,
+                    normalize=not args.no_normalize)
     print(f"saved {model!r} to {args.output}", file=sys.stderr)
     return 0
 

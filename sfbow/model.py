@@ -22,6 +22,7 @@ from sfbow._lookup import token_ids
 from sfbow._memory import check_fits
 from sfbow._validation import check_sentences
 from sfbow.errors import ModelFileError
+from sfbow.subword import SubwordVectors, subword_members, subword_vectors
 from sfbow.tokenize import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe, check_universe, universe_size
 from sfbow.vectors import WordVectors, as_word_vectors
@@ -135,9 +136,16 @@ class SFBoW:
     def _membership_table(self, word_matrix: np.ndarray) -> np.ndarray | None:
         """The table of :attr:`memberships`; for ``"on-the-fly"`` keep the word matrix instead."""
         if self.memberships == "on-the-fly":
+            if isinstance(self.vectors, SubwordVectors):
+                raise ValueError("memberships='on-the-fly' is not available for subword vectors; use 'float16'")
             self._membership_words = word_matrix
             return None
         table = self._memberships_of(word_matrix)
+        if isinstance(self.vectors, SubwordVectors):  # rows of whole words: the max over their pieces
+            ids, offsets = self.vectors.word_pieces()
+            words = np.empty((len(offsets) - 1, table.shape[1]), np.float32)
+            _kernels.max_pool(np.ascontiguousarray(table, dtype=np.float32), ids, offsets, words)
+            table = np.concatenate([table, words])
         if self.memberships == "float32":
             return np.ascontiguousarray(table, dtype=np.float32)
         with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
@@ -178,7 +186,11 @@ class SFBoW:
 
         def encode_chunk(start: int) -> int:
             stop = min(start + chunk, n)
-            ids, offsets = token_ids(sentences[start:stop], self.vectors, self.tokenizer, pretokenized=pretokenized)
+            if isinstance(self.vectors, SubwordVectors):
+                ids, offsets = self.vectors.token_ids(sentences[start:stop], pretokenized=pretokenized, word_rows=True)
+            else:
+                ids, offsets = token_ids(sentences[start:stop], self.vectors, self.tokenizer,
+                                         pretokenized=pretokenized)
             self._max_pool(ids, offsets, out[start:stop])
             return stop - start
 
@@ -218,6 +230,8 @@ class SFBoW:
         options = {"strategy": self.strategy, "normalize": self.normalize, "clip": self.clip,
                    "custom_tokenizer": self.tokenizer is not tokenize}
         arrays = {"words": words, "word_ends": word_ends, "vectors": self.vectors.matrix, "universe": self.universe}
+        if isinstance(self.vectors, SubwordVectors):
+            arrays.update(subword_members(self.vectors))
         _persistence.save_model_file(path, options, arrays)
 
     @classmethod
@@ -236,7 +250,7 @@ class SFBoW:
             warnings.warn(f"{path} was saved from a model with a custom tokenizer, which is not stored; "
                           "pass tokenizer= to load() or it encodes with the default tokenizer", stacklevel=2)
         try:  # the same checks as a model built in memory: finite values, shapes, no duplicate words
-            vectors = WordVectors(contents.words, contents.arrays["vectors"])
+            vectors = subword_vectors(contents) or WordVectors(contents.words, contents.arrays["vectors"])
             return cls.from_parts(vectors, contents.arrays["universe"], strategy=options["strategy"],
                                   normalize=options["normalize"], clip=options["clip"], tokenizer=tokenizer,
                                   memberships=memberships)
