@@ -162,9 +162,10 @@ def distilled_encoders() -> tuple[dict[str, Encoder], dict[str, Any]]:
     model = distilled_model()
     vectors = model.vectors
     variants = {
-        "sfbow minilm (float32, 100k-word table)": model,
-        "sfbow minilm (float16, 100k-word table)": SFBoW.from_parts(vectors, model.universe, normalize=model.normalize,
-                                                                   memberships="float16"),
+        "sfbow minilm (float16, 100k-word table; the default)": SFBoW.from_parts(
+            vectors, model.universe, normalize=model.normalize, memberships="float16"),
+        "sfbow minilm (float32, 100k-word table)": SFBoW.from_parts(
+            vectors, model.universe, normalize=model.normalize, memberships="float32"),
         "sfbow minilm (float32, pieces only)": SFBoW.from_parts(
             SubwordVectors(vectors.wordpiece, vectors.matrix), model.universe, normalize=model.normalize),
         "sfbow minilm (float16, 400k-word table)": SFBoW.from_parts(

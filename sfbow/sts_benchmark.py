@@ -85,6 +85,25 @@ def _minilm() -> Any:
     return lambda sentences: model.encode(sentences, batch_size=128, show_progress_bar=False)
 
 
+def _distilled_minilm() -> SFBoW:
+    """SFBoW on vectors distilled from all-MiniLM-L6-v2 (:func:`sfbow.distill.pretrained`, cached)."""
+    from sfbow.distill import pretrained
+
+    return pretrained("minilm")
+
+
+def _model2vec_minilm() -> Any:
+    """model2vec's ``StaticModel.encode`` (mean pooling) on the very vectors and tokenizer of ``sfbow-minilm``."""
+    import json
+
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    vectors = _distilled_minilm().vectors
+    static = StaticModel(vectors.matrix, Tokenizer.from_str(json.dumps(vectors.wordpiece.to_json())), normalize=True)
+    return lambda sentences: static.encode(list(sentences), use_multiprocessing=False)
+
+
 #: Every method, by the name ``--methods`` takes. SFBoW rows use normalize=True and fuzzy Jaccard.
 METHODS: dict[str, Method] = {
     "sfbow": Method("SFBoW default (pca K=100)", SFBoW),
@@ -97,6 +116,8 @@ METHODS: dict[str, Method] = {
     "sif-pc": Method("SIF + PC removal (cos)", lambda: SIFEncoder(remove_pc=True), "cosine"),
     "dynamax": Method("DynaMax (fuzzy Jaccard)", DynaMax),
     "max-pool": Method("max-pool, identity, raw (fJ)", max_pool_identity),
+    "sfbow-minilm": Method("SFBoW distilled MiniLM (pca K=160, fJ)", _distilled_minilm),
+    "model2vec-minilm": Method("model2vec, same distilled vectors (cos)", _model2vec_minilm, "cosine"),
     "minilm": Method("all-MiniLM-L6-v2 (reference, cos)", _minilm, "cosine"),
 }
 

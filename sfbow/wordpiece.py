@@ -145,7 +145,8 @@ class WordPieceTokenizer:
 
     def words(self, text: str) -> list[str]:
         """Normalised text split at white space (dropped) and punctuation (one character each)."""
-        words, current = [], []
+        words: list[str] = []
+        current: list[str] = []
         for c in self.normalize(text):
             if c in _WHITE_SPACE or _is_punctuation(c):
                 if current:
@@ -207,7 +208,9 @@ class WordPieceTokenizer:
 
 
 def _is_control(char: str) -> bool:
-    return char not in "\t\n\r" and unicodedata.category(char).startswith("C")
+    """Other characters (Cc, Cf, Co, Cs) but tab, newline and carriage return; unassigned ones (Cn) are kept,
+    as the ``tokenizers`` tables do."""
+    return char not in "\t\n\r" and unicodedata.category(char) in ("Cc", "Cf", "Co", "Cs")
 
 
 def _is_cjk(char: str) -> bool:
