@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sfbow._native_tokenizer import NativeVocabulary
+from sfbow.subword import SubwordVectors
 from sfbow.tokenize import Tokenizer, tokenize
 from sfbow.vectors import WordVectors
 
@@ -36,6 +37,8 @@ def native_vocabulary(vectors: WordVectors) -> NativeVocabulary:
 def token_ids(sentences: Sequence[Any], vectors: WordVectors, tokenizer: Tokenizer = tokenize, *,
               pretokenized: bool = False) -> TokenIds:
     """``(ids, offsets)`` of the known tokens of each sentence (see the module docstring)."""
+    if isinstance(vectors, SubwordVectors) and tokenizer is tokenize:  # their own WordPiece, pieces only
+        return vectors.token_ids(sentences, pretokenized=pretokenized)
     if not pretokenized and tokenizer is tokenize:
         return native_vocabulary(vectors).token_ids(sentences)
     get = vectors.index.get

@@ -194,6 +194,14 @@ def _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
                 scratch[out] = row
                 out += 1
         counts[i] = out - starts[i]
+    return _compact(scratch, starts, counts, fallback_of, fallback_ids, fallback_offsets)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _compact(scratch, starts, counts, fallback_of, fallback_ids, fallback_offsets):
+    """Pass 2 of the tokenising kernels: CSR ``(ids, offsets)`` from each sentence's ``counts[i]`` ids at
+    ``scratch[starts[i]:]``, or, for ``f = fallback_of[i] >= 0``, from ``fallback_ids`` (its Python ids)."""
+    n = len(counts)
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
     for i in range(n):
@@ -258,10 +266,15 @@ class NativeVocabulary:
             slow_ids = [[index[t] for t in tokenize(sentences[i]) if t in index] for i in slow]
         buf = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
         starts = _offsets(lengths)
-        fallback_offsets = _offsets(_lengths(slow_ids))
-        fallback_ids = np.fromiter((r for ids in slow_ids for r in ids), np.int64, fallback_offsets[-1])
+        fallback_ids, fallback_offsets = csr(slow_ids)
         return _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
                           _CLASSES, _LOWER, self._slots, self._keys, self._key_starts)
+
+
+def csr(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, offsets)`` int64 arrays of a list of id lists (row ``i`` is ``ids[offsets[i]:offsets[i + 1]]``)."""
+    offsets = _offsets(_lengths(rows))
+    return np.fromiter((r for row in rows for r in row), np.int64, offsets[-1]), offsets
 
 
 def _lengths(items: Sequence[Sized]) -> np.ndarray:

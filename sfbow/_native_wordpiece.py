@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit, prange
 
-from sfbow._native_tokenizer import _build_slots, _lengths, _lookup, _offsets, _pack
+from sfbow._native_tokenizer import _build_slots, _compact, _lengths, _lookup, _offsets, _pack, csr
 from sfbow.wordpiece import WordPieceTokenizer
 
 __all__ = ["NativeWordPiece"]
@@ -119,18 +119,7 @@ def _wordpiece_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets, cla
                 out += 1
                 piece_start = end
         counts[i] = out - starts[i]
-    offsets = np.empty(n + 1, np.int64)
-    offsets[0] = 0
-    for i in range(n):
-        offsets[i + 1] = offsets[i] + counts[i]
-    ids = np.empty(offsets[n], np.int64)
-    for i in prange(n):
-        f = fallback_of[i]
-        if f >= 0:
-            ids[offsets[i]:offsets[i + 1]] = fallback_ids[fallback_offsets[f]:fallback_offsets[f + 1]]
-        else:
-            ids[offsets[i]:offsets[i + 1]] = scratch[starts[i]:starts[i] + counts[i]]
-    return ids, offsets
+    return _compact(scratch, starts, counts, fallback_of, fallback_ids, fallback_offsets)
 
 
 class NativeWordPiece:
@@ -193,8 +182,7 @@ class NativeWordPiece:
             fallback_of[slow] = np.arange(len(slow))
         slow_ids = [self.reference_ids(sentences[i]) for i in slow]
         buf = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
-        fallback_offsets = _offsets(_lengths(slow_ids))
-        fallback_ids = np.fromiter((r for ids in slow_ids for r in ids), np.int64, fallback_offsets[-1])
+        fallback_ids, fallback_offsets = csr(slow_ids)
         w, c = self._words, self._continuing
         return _wordpiece_ids(buf, _offsets(lengths), fallback_of, fallback_ids, fallback_offsets, _CLASSES,
                               self._lower_table, self.tokenizer.max_input_chars_per_word, self.n_pieces,

@@ -110,6 +110,8 @@ class SFBoW:
                   tokenizer: Tokenizer | None, memberships: str, word_matrix: np.ndarray | None = None) -> None:
         """The one place a model's attributes are set: validate the parts, then build the table."""
         _check_tokenizer(tokenizer)
+        if isinstance(vectors, SubwordVectors) and tokenizer is not None:
+            raise ValueError("subword vectors bring their own WordPiece tokenizer; do not pass tokenizer=")
         universe = check_universe(universe, vectors.dim)
         _check_table_fits(len(vectors), universe.shape[0], memberships, "K (the universe's rows)")
         if word_matrix is None:

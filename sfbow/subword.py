@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from sfbow._native_tokenizer import csr
 from sfbow._native_wordpiece import NativeWordPiece
 from sfbow.vectors import WordVectors
 from sfbow.wordpiece import WordPieceTokenizer
@@ -63,20 +64,13 @@ class SubwordVectors(WordVectors):
         native = self.native(word_rows)
         if not pretokenized:
             return native.token_ids(sentences)
-        rows = [native.reference_ids(" ".join(tokens)) for tokens in sentences]
-        offsets = np.zeros(len(rows) + 1, np.int64)
-        np.cumsum([len(r) for r in rows], out=offsets[1:])
-        return np.fromiter((r for ids in rows for r in ids), np.int64, offsets[-1]), offsets
+        return csr([native.reference_ids(" ".join(tokens)) for tokens in sentences])
 
     def word_pieces(self) -> tuple[np.ndarray, np.ndarray]:
         """CSR ``(piece ids, offsets)`` of every table word (cached), to build its row."""
         if self._piece_rows is None:
             index = self.wordpiece.index
-            pieces = [self.wordpiece.split_word(w) or [] for w in self.table_words]
-            offsets = np.zeros(len(pieces) + 1, np.int64)
-            np.cumsum([len(p) for p in pieces], out=offsets[1:])
-            ids = np.fromiter((index[p] for split in pieces for p in split), np.int64, offsets[-1])
-            self._piece_rows = ids, offsets
+            self._piece_rows = csr([[index[p] for p in self.wordpiece.split_word(w) or []] for w in self.table_words])
         return self._piece_rows
 
 

@@ -169,3 +169,15 @@ def test_cli_distill_reports_bad_folders(tmp_path, capsys):
     assert cli_main(["distill", str(tmp_path), "-o", str(tmp_path / "out.npz")]) == 2
     assert "not a sentence-transformers model folder" in capsys.readouterr().err
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_baselines_split_subword_vectors_with_their_tokenizer(distilled):
+    from sfbow._lookup import token_ids
+    from sfbow.baselines import AverageEncoder
+
+    model, _ = distilled
+    ids, offsets = token_ids(["A man plays guitars."], model.vectors)
+    assert [model.vectors.words[i] for i in ids] == hf_pieces(model, "A man plays guitars.")
+    assert AverageEncoder(model.vectors).encode(["A man plays guitars."]).shape == (1, model.vectors.dim)
+    with pytest.raises(ValueError, match="bring their own WordPiece tokenizer"):
+        SFBoW(model.vectors, "pca", k=8, tokenizer=str.split)
