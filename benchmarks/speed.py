@@ -9,9 +9,9 @@ with an empty / a filled Numba cache).
 
 Peers (one process, one thread):
 
-* ``python``: the plain-Python baseline, ``sfbow.tokenize.tokenize`` + dict look-up (ids only).
+* ``python``: the plain-Python baseline, ``sfbow.tokenization.tokenize`` + dict look-up (ids only).
 * ``fse-sif``: fse 1.0.0 ``SIF`` ``infer`` (Cython), fitted on the same sentences; tokenisation
-  with ``sfbow.tokenize.tokenize`` is included in the timing.
+  with ``sfbow.tokenization.tokenize`` is included in the timing.
 * ``model2vec``: ``StaticModel.encode`` (one process) over a word-level ``tokenizers`` tokenizer
   built from the GloVe vocabulary (lower-case normaliser, the same regex as pre-tokeniser) and
   the GloVe matrix.
@@ -84,7 +84,7 @@ def sfbow_encoder(n_threads: int) -> Encoder:
 
 def python_encoder() -> Encoder:
     import sfbow
-    from sfbow.tokenize import tokenize
+    from sfbow.tokenization import tokenize
 
     index = sfbow.default_model().vectors.index
 
@@ -99,7 +99,7 @@ def fse_encoder(train: Sequence[str]) -> Encoder:
     from gensim.models import KeyedVectors
 
     import sfbow
-    from sfbow.tokenize import tokenize
+    from sfbow.tokenization import tokenize
 
     vectors = sfbow.default_model().vectors
     keyed = KeyedVectors(vectors.dim)
@@ -118,7 +118,7 @@ def model2vec_encoder() -> Encoder:
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
     import sfbow
-    from sfbow.tokenize import TOKEN_PATTERN
+    from sfbow.tokenization import TOKEN_PATTERN
 
     vectors = sfbow.default_model().vectors
     vocab = dict(vectors.index)

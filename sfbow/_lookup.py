@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from sfbow._native_tokenizer import NativeVocabulary
-from sfbow.tokenize import Tokenizer, tokenize
+from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.vectors import WordVectors
 
 TokenIds = tuple[np.ndarray, np.ndarray]

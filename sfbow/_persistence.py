@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shared_utils.atomic import atomic_write
-from sfbow.tokenize import tokenize
+from sfbow.tokenization import tokenize
 
 if TYPE_CHECKING:
     from sfbow.model import SFBoW

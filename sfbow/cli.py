@@ -15,7 +15,7 @@ import numpy as np
 from shared_utils.atomic import atomic_write
 from sfbow.evaluation import split_lines
 from sfbow.model import SFBoW
-from sfbow.similarity import cosine, fuzzy_jaccard
+from sfbow.similarities import cosine, fuzzy_jaccard
 from sfbow.universe import DEFAULT_N_WORDS, STRATEGIES
 from sfbow.vectors import WordVectors
 

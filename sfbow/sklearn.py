@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sfbow._validation import check_sentences
 from sfbow.model import SFBoW, unit_rows
-from sfbow.tokenize import Tokenizer, tokenize
+from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe
 from sfbow.vectors import DEFAULT_VECTORS_NAME, WordVectors, as_word_vectors
 
@@ -59,7 +59,7 @@ class SFBoWVectorizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     normalize, clip:
         As for :class:`sfbow.SFBoW`: L2-normalise word vectors, clip memberships at 0.
     tokenizer:
-        ``str -> list[str]`` (default :func:`sfbow.tokenize.tokenize`). To pickle the estimator, use a
+        ``str -> list[str]`` (default :func:`sfbow.tokenization.tokenize`). To pickle the estimator, use a
         module-level function, not a lambda.
     random_state:
         Seed of the random strategies (``gaussian``, ``kmeans``).

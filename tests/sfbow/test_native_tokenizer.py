@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sfbow import SFBoW
 from sfbow._native_tokenizer import NativeVocabulary
-from sfbow.tokenize import tokenize
+from sfbow.tokenization import tokenize
 
 
 def python_ids(sentences: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
