@@ -14,8 +14,10 @@ Exactness: Python's ``\\w``, ``\\s`` and ``str.lower()`` are Unicode-aware (``"Ä
 characters; ``"Î£"`` lower-cases by context). The kernel is exact for ASCII and for non-ASCII
 characters that are one-character tokens left alone by lower-casing (curly quotes, dashes, currency
 signs: see :func:`_simple`), each looked up by its UTF-8 bytes. A sentence with any other character
-(accented letters, other scripts, non-ASCII spaces) is tokenised by the Python reference instead
-and spliced in (the kernel skips its bytes). In English text they are rare (0.3 % of STS-B).
+(accented letters, other scripts, non-ASCII spaces), or one that Unicode NFC would change (a
+combining accent after a letter, a character with a singleton decomposition such as the Greek
+question mark), is tokenised by the Python reference instead and spliced in (the kernel skips its
+bytes); every other sentence is already in NFC, so the kernel's rule is the reference's. In English text they are rare (0.3 % of STS-B).
 The ASCII character classes are derived from Python's own ``re`` module at import, so
 ``\\x1c``-``\\x1f`` count as whitespace and ``_`` as a word character exactly as in
 :data:`sfbow.tokenization.TOKEN_PATTERN`.
@@ -27,13 +29,14 @@ Threads: the kernel runs ``prange`` over sentences without the GIL, inside
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence, Sized
 
 import numpy as np
 from numba import njit, prange
 
 from sfbow._kernels import exclusive
-from sfbow.tokenization import tokenize
+from sfbow.tokenization import NORMALIZATION, tokenize
 
 __all__ = ["NativeVocabulary"]
 
@@ -250,10 +253,12 @@ class NativeVocabulary:
         if not text.isascii():
             # Lengths of non-ASCII sentences become UTF-8 byte counts (surrogatepass: lone
             # surrogates are valid str items). Those with a character the kernel cannot lower-case
-            # or classify exactly are tokenised in Python; the kernel skips their bytes.
+            # or classify exactly, or that NFC would change, are tokenised in Python; the kernel
+            # skips their bytes. (ASCII text is always in NFC.)
             wide = [i for i, s in enumerate(sentences) if not s.isascii()]
             lengths[wide] = [len(sentences[i].encode("utf-8", "surrogatepass")) for i in wide]
-            slow = [i for i in wide if not all(map(_simple, set(sentences[i]) - _ASCII))]
+            slow = [i for i in wide if not all(map(_simple, set(sentences[i]) - _ASCII))
+                    or not unicodedata.is_normalized(NORMALIZATION, sentences[i])]
             fallback_of[slow] = np.arange(len(slow))
             index = self.index
             slow_ids = [[index[t] for t in tokenize(sentences[i]) if t in index] for i in slow]
