@@ -79,7 +79,8 @@ def num_threads(n: int | None) -> Iterator[int]:
     ``n`` is capped at ``numba.config.NUMBA_NUM_THREADS``; the previous setting is restored after.
     """
     previous = numba.get_num_threads()
-    n = numba.config.NUMBA_NUM_THREADS if n is None else min(n, numba.config.NUMBA_NUM_THREADS)
+    most: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import, not in stubs
+    n = most if n is None else min(n, most)
     numba.set_num_threads(n)
     try:
         yield n

@@ -107,6 +107,7 @@ def _load_model(path: str | None) -> SFBoW:
 
 
 def _encode(args: argparse.Namespace) -> int:
+    source: str | Path
     if args.input == "-":
         raw, source = sys.stdin.buffer.read(), "<stdin>"
     else:

@@ -166,17 +166,14 @@ class SFBoW:
         The kernels run inside :func:`sfbow._kernels.exclusive`, so encodes from several user
         threads are safe under every Numba threading layer.
         """
-        if self.memberships == "float32":
-            table = self.table
-        elif self.memberships == "float16":
-            table = self.table.view(np.uint16)
-        else:
+        table = self.table
+        if table is None:  # "on-the-fly": the memberships of this chunk's words only
             rows, local_ids = np.unique(ids, return_inverse=True)
             table = np.ascontiguousarray(self._memberships_of(self._membership_words[rows]), dtype=np.float32)
             ids = local_ids.astype(np.int64, copy=False)
         with _kernels.exclusive():
             if self.memberships == "float16":
-                _kernels.max_pool_half(table, ids, offsets, out)
+                _kernels.max_pool_half(table.view(np.uint16), ids, offsets, out)
             else:
                 _kernels.max_pool(table, ids, offsets, out)
 

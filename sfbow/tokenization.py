@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import Literal
 
 Tokenizer = Callable[[str], list[str]]
 
 #: The Unicode normalisation form applied before lower-casing.
-NORMALIZATION = "NFC"
+NORMALIZATION: Literal["NFC"] = "NFC"
 TOKEN_PATTERN = r"\w+|[^\w\s]"
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
