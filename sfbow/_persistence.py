@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared_utils.atomic import atomic_write
 from sfbow.tokenization import tokenize
+from shared_utils.atomic import atomic_write
 
 if TYPE_CHECKING:
     from sfbow.model import SFBoW

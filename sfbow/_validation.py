@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
-import numpy as np
-
 
 def check_sentences(sentences: Any, name: str = "sentences", *, pretokenized: bool = False) -> list[Any]:
     """``sentences`` as a list of strings (or of token lists when ``pretokenized``), in order.

@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 from sfbow import _kernels, _persistence
 from sfbow._lookup import token_ids
 from sfbow._validation import check_sentences
-from shared_utils.checks import check_positive_int
 from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe
 from sfbow.vectors import WordVectors, as_word_vectors
+from shared_utils.checks import check_positive_int
 
 __all__ = ["SFBoW"]
 

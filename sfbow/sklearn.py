@@ -137,7 +137,7 @@ class SFBoWVectorizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         state.pop("_model", None)  # the table is recomputed; the vectors are vectors_ or the default
         return state
 
-    def __sklearn_tags__(self):  # noqa: ANN204 - sklearn.utils.Tags, imported lazily by sklearn
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
         tags.input_tags.two_d_array = False

@@ -112,8 +112,8 @@ def test_any_ordered_iterable_is_encoded_by_position(small_model):
 
     sentences = ["the cat", "a dog ran", ""]
     expected = small_model.encode(sentences)
-    for given in (tuple(sentences), iter(sentences), np.array(sentences), pd.Series(sentences, index=[7, 3, 5])):
-        np.testing.assert_array_equal(small_model.encode(given), expected)
+    for sentences_like in (tuple(sentences), iter(sentences), np.array(sentences), pd.Series(sentences, index=[7, 3, 5])):
+        np.testing.assert_array_equal(small_model.encode(sentences_like), expected)
     with pytest.raises(TypeError, match="ordered sequence"):
         small_model.encode({"the cat"})
 
