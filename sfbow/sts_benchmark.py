@@ -226,20 +226,32 @@ def _has_test_datasets(datasets: Sequence[str]) -> bool:
     return any(name not in TUNING_DATASETS for name in datasets)
 
 
-def table_rows(results: Sequence[MethodResult], datasets: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the results table: Spearman x 100 per dataset, the mean over the test
-    datasets (a column only when one was run), build and encode seconds. Shared by the printed
-    table and ``benchmarks/render_docs.py``."""
+def results_document(results: Sequence[MethodResult], datasets: Sequence[str], metadata: dict[str, Any]) -> dict[str, Any]:
+    """Everything a run measured, as JSON-ready data (the content of ``sts.json``; NaN as ``None``)."""
+    return _finite({**metadata, "datasets": list(datasets), "tuning_datasets": list(TUNING_DATASETS), "methods": {
+        r.name: {"label": r.method.label, "similarity": r.method.similarity, "build_seconds": r.build_seconds,
+                 "encode_seconds": r.result.seconds, "mean_test_spearman": r.mean(),
+                 "tasks": r.result.to_dict()["tasks"]}
+        for r in results}})
+
+
+def format_table(document: dict[str, Any]) -> str:
+    """The results table of a :func:`results_document` (or a loaded ``sts.json``), in Markdown: one row
+    per method, Spearman x 100 per dataset, the mean over the test datasets (a column only when one
+    was run), build and encode seconds. Printed by a run and rendered into the docs."""
+    datasets = document["datasets"]
     with_mean = _has_test_datasets(datasets)
     header = ["method", *datasets, *(["mean (test)"] if with_mean else []), "build s", "encode s"]
-    rows = [[r.method.label, *(_cell(r.spearman(d)) for d in datasets), *([_cell(r.mean())] if with_mean else []),
-             f"{r.build_seconds:.1f}", f"{r.result.seconds:.2f}"] for r in results]
-    return header, rows
+    rows = [[m["label"], *(_cell(m["tasks"][d]["spearman"]) for d in datasets),
+             *([_cell(m["mean_test_spearman"])] if with_mean else []),
+             f"{m['build_seconds']:.1f}", f"{m['encode_seconds']:.2f}"] for m in document["methods"].values()]
+    return markdown_table(header, rows)
 
 
-def format_table(results: Sequence[MethodResult], datasets: Sequence[str]) -> str:
-    """A Markdown table: one row per method (see :func:`table_rows`)."""
-    return markdown_table(*table_rows(results, datasets))
+#: The note under the table.
+TABLE_NOTE = ("Spearman x 100. mean (test): over the datasets run except {tuning} (for tuning). build s: "
+              "constructing the method (vectors already in memory); encode s: time in its encoder or pair scorer "
+              "over all datasets.")
 
 
 def _cell(value: float | None) -> str:
@@ -247,47 +259,47 @@ def _cell(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}"
 
 
-def write_results(results: Sequence[MethodResult], datasets: Sequence[str], out: Path,
-                  metadata: dict[str, Any], *, chart: bool = True) -> list[Path]:
-    """Write ``sts.json``, ``sts.csv`` and (``chart``) ``sts.png`` into the folder ``out`` atomically;
-    return their paths."""
-    document = {**metadata, "datasets": list(datasets), "tuning_datasets": list(TUNING_DATASETS), "methods": {
-        r.name: {"label": r.method.label, "similarity": r.method.similarity, "build_seconds": r.build_seconds,
-                 "encode_seconds": r.result.seconds, "mean_test_spearman": r.mean(),
-                 "tasks": r.result.to_dict()["tasks"]}
-        for r in results}}
+def write_results(document: dict[str, Any], out: Path, *, chart: bool = True) -> list[Path]:
+    """Write ``sts.json``, ``sts.csv`` and (``chart``) ``sts.png`` of a :func:`results_document` into the
+    folder ``out``, each atomically; return their paths."""
+    datasets = document["datasets"]
     paths = [out / "sts.json", out / "sts.csv"]
     with atomic_write(paths[0], "w", encoding="utf-8") as stream:
-        json.dump(_finite(document), stream, indent=2)
+        json.dump(document, stream, indent=2)
         stream.write("\n")
     with atomic_write(paths[1], "w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["method", "label", *datasets, "mean_test", "build_seconds", "encode_seconds"])
-        for r in results:
-            mean = r.mean()
-            writer.writerow([r.name, r.method.label, *(round(r.spearman(d), 2) for d in datasets),
-                             "" if mean is None else round(mean, 2), round(r.build_seconds, 3),
-                             round(r.result.seconds, 3)])
+        for name, m in document["methods"].items():
+            writer.writerow([name, m["label"], *(_rounded(m["tasks"][d]["spearman"], 2) for d in datasets),
+                             _rounded(m["mean_test_spearman"], 2), round(m["build_seconds"], 3),
+                             round(m["encode_seconds"], 3)])
     if chart:
         paths.append(out / "sts.png")
         with atomic_write(paths[2], "wb") as stream:
-            stream.write(_chart(results, datasets))
+            stream.write(_chart(document))
     return paths
 
 
-def _chart(results: Sequence[MethodResult], datasets: Sequence[str]) -> bytes:
+def _rounded(value: float | None, digits: int) -> float | str:
+    return "" if value is None else round(value, digits)
+
+
+def _chart(document: dict[str, Any]) -> bytes:
     """A grouped horizontal bar chart (Spearman x 100), as PNG bytes; no global pyplot state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(9, 0.5 + 0.32 * len(results) * max(1, len(datasets)) ** 0.5 + 1))
+    datasets, methods = document["datasets"], list(document["methods"].values())
+    figure = Figure(figsize=(9, 0.5 + 0.32 * len(methods) * max(1, len(datasets)) ** 0.5 + 1))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     height = 0.8 / len(datasets)
     for j, dataset in enumerate(datasets):
-        axes.barh([i + j * height for i in range(len(results))], [r.spearman(dataset) for r in results],
+        scores = [m["tasks"][dataset]["spearman"] for m in methods]
+        axes.barh([i + j * height for i in range(len(methods))], [math.nan if v is None else v for v in scores],
                   height=height, label=dataset)
-    axes.set_yticks([i + 0.4 - height / 2 for i in range(len(results))], [r.method.label for r in results])
+    axes.set_yticks([i + 0.4 - height / 2 for i in range(len(methods))], [m["label"] for m in methods])
     axes.invert_yaxis()
     axes.set_xlabel("Spearman x 100")
     axes.set_title("STS: SFBoW and baselines (GloVe 6B 50d)")
@@ -355,24 +367,24 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     chart = out is not None and importable("matplotlib")
     results, skipped = benchmark(names, datasets, progress=not args.no_progress)
-    print(format_table(results, dataset_names))
-    mean_note = (f"mean (test): over the datasets run except {', '.join(TUNING_DATASETS)} (for tuning). "
-                 if _has_test_datasets(dataset_names) else
-                 f"No mean: only {', '.join(dataset_names)} (for tuning) was found, no test dataset. ")
-    print(f"\nSpearman x 100. {mean_note}build s: constructing the method (vectors already in memory); "
-          "encode s: time in its encoder or pair scorer over all datasets.")
+    from sfbow import __version__
+
+    metadata = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "sfbow_version": __version__, "data": str(root), "metric": "spearman x 100",
+                "skipped": skipped, "not_found": list(missing)}
+    document = results_document(results, dataset_names, metadata)
+    print(format_table(document))
+    if _has_test_datasets(dataset_names):
+        print("\n" + TABLE_NOTE.format(tuning=", ".join(TUNING_DATASETS)))
+    else:
+        print(f"\nSpearman x 100. No mean: only {', '.join(dataset_names)} (for tuning) was found, no test dataset.")
     for note in skipped.values():
         print(f"note: {note}")
     if out is None:
         return 0
     if not chart:
         print("note: no chart (sts.png): matplotlib is not installed (pip install 'sfbow[plot]')")
-    from sfbow import __version__
-
-    metadata = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "sfbow_version": __version__, "data": str(root), "metric": "spearman x 100",
-                "skipped": skipped, "not_found": list(missing)}
-    for path in write_results(results, dataset_names, out, metadata, chart=chart):
+    for path in write_results(document, out, chart=chart):
         print(f"wrote {path}")
     return 0
 
