@@ -167,24 +167,15 @@ def readme_speed(results: Path) -> str:
             f"{two:.2f}x more with 2 threads.")
 
 
-@region("speed-throughput")
-def speed_throughput(results: Path) -> str:
-    return _benchmark("speed").throughput_table(_json(results, "speed.json"))
+def _speed_table(kind: str) -> Renderer:
+    """docs/speed.md: the ``{kind}_table`` of ``benchmarks/speed.py``, the same one its speed.md has."""
+    def render_table(results: Path) -> str:
+        return getattr(_benchmark("speed"), f"{kind}_table")(_json(results, "speed.json"))
+    return render_table
 
 
-@region("speed-threads")
-def speed_threads(results: Path) -> str:
-    return _benchmark("speed").threads_table(_json(results, "speed.json"))
-
-
-@region("speed-memory")
-def speed_memory(results: Path) -> str:
-    return _benchmark("speed").memory_table(_json(results, "speed.json"))
-
-
-@region("speed-start")
-def speed_start(results: Path) -> str:
-    return _benchmark("speed").start_table(_json(results, "speed.json"))
+for _kind in ("throughput", "threads", "memory", "start"):
+    region(f"speed-{_kind}")(_speed_table(_kind))
 
 
 def _one_decimal(value: float | None) -> str:
