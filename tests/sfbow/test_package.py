@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import sfbow
-
 REPO = Path(__file__).resolve().parents[2]
 FIRST_PARTY = {"sfbow", "shared_utils", "l1ra_core"}
 
