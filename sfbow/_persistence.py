@@ -21,8 +21,9 @@ in the metadata and in the ``.npy`` header match the member's byte count; then i
 checksum. Whatever is wrong, the error is :class:`sfbow.errors.ModelFileError` naming the file.
 
 Extending the format (for example a subword vocabulary and tokenizer data): add the arrays to
-:data:`MEMBERS` (``required=False`` if older models lack them) and any option to :data:`FIELDS`,
-document them here, and raise :data:`FORMAT_VERSION` only if an older reader would misread the new
+:data:`MEMBERS` (``required=False`` if older models lack them) and any option to
+:data:`OPTIONAL_FIELDS` (JSON types: str, bool, int, float, list, dict), document them here and in
+``docs/sfbow.md``, and raise :data:`FORMAT_VERSION` only if an older reader would misread the new
 file. A reader refuses members and fields it does not know, so an older sfbow never silently drops
 tokenizer data it cannot use.
 """
@@ -44,6 +45,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from sfbow._npy import read_npy_header
 from sfbow.errors import ModelFileError
 from shared_utils.atomic import atomic_write
 
@@ -54,8 +56,6 @@ METADATA_MEMBER = "metadata.json"
 CHECKSUM_MEMBER = "checksum.sha256"
 #: The metadata is a few hundred bytes; a larger one is a damaged or hostile file.
 MAX_METADATA_BYTES = 1 << 20
-#: Longest ``.npy`` header accepted (NumPy writes at most a few hundred bytes for our arrays).
-_MAX_NPY_HEADER = 4096
 _READ_CHUNK = 1 << 24
 
 
@@ -80,8 +80,10 @@ MEMBERS: dict[str, Member] = {
     "table_word_ends": Member("<i8", 1, False, "end offset of each word in 'table_words'"),
 }
 
-#: Option fields of the metadata and their JSON types (all required).
+#: Option fields every file's metadata has, and their JSON types.
 FIELDS: dict[str, type] = {"strategy": str, "normalize": bool, "clip": bool, "custom_tokenizer": bool}
+#: Option fields a file may have (none yet; for example tokenizer settings of a subword model).
+OPTIONAL_FIELDS: dict[str, type] = {}
 
 _ZIP_ENCRYPTED = 0x1
 _ZIP_STRONG_ENCRYPTION = 0x40
@@ -106,7 +108,8 @@ class ModelFile:
 # -- writing -------------------------------------------------------------------------------------
 
 def save_model_file(path: str | os.PathLike[str], options: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-    """Write a model file atomically: ``options`` (the :data:`FIELDS`) and ``arrays`` (of :data:`MEMBERS`).
+    """Write a model file atomically: ``options`` (:data:`FIELDS`, any :data:`OPTIONAL_FIELDS`) and
+    ``arrays`` (of :data:`MEMBERS`).
 
     The caller's values are checked against the schema first, so a file is never written that the
     reader would refuse.
@@ -147,8 +150,10 @@ class _HashingWriter:
 
 
 def _check_schema_for_writing(options: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-    if set(options) != set(FIELDS) or any(not isinstance(options[k], t) for k, t in FIELDS.items()):
-        raise ValueError(f"model options must be exactly {FIELDS}, got {dict(options)!r}")
+    kinds = {**FIELDS, **OPTIONAL_FIELDS}
+    if (not set(FIELDS) <= set(options) <= set(kinds)
+            or any(not isinstance(value, kinds[key]) for key, value in options.items())):
+        raise ValueError(f"model options must be {FIELDS} and optionally {OPTIONAL_FIELDS}, got {dict(options)!r}")
     unknown = set(arrays) - set(MEMBERS)
     missing = {name for name, member in MEMBERS.items() if member.required} - set(arrays)
     if unknown or missing:
@@ -197,7 +202,7 @@ def _read(path: Path) -> ModelFile:
         arrays = {name: _read_array(path, archive, entries[f"{name}.npy"], name, spec)
                   for name, spec in declared.items()}
     words = _decode_words(path, arrays["words"], arrays["word_ends"])
-    options = {key: metadata[key] for key in FIELDS}
+    options = {key: metadata[key] for key in (*FIELDS, *OPTIONAL_FIELDS) if key in metadata}
     return ModelFile(path, words, options, arrays)
 
 
@@ -251,13 +256,16 @@ def _parse_metadata(path: Path, raw: bytearray) -> dict[str, Any]:
     if version != FORMAT_VERSION:
         raise ModelFileError(f"{path} has format version {version!r}; this sfbow reads version "
                              f"{FORMAT_VERSION}: use the sfbow that wrote it, or rebuild the model")
-    known = {"format", "version", "members", *FIELDS}
+    known = {"format", "version", "members", *FIELDS, *OPTIONAL_FIELDS}
     if set(metadata) - known:
         raise ModelFileError(f"{path}: unknown metadata fields {sorted(set(metadata) - known)} "
                              "(written by a newer sfbow?)")
     for key, kind in FIELDS.items():
         if not isinstance(metadata.get(key), kind):
             raise ModelFileError(f"{path}: metadata field {key!r} is missing or not a {kind.__name__}")
+    for key, kind in OPTIONAL_FIELDS.items():
+        if key in metadata and not isinstance(metadata[key], kind):
+            raise ModelFileError(f"{path}: metadata field {key!r} is not a {kind.__name__}")
     members = metadata.get("members")
     if not isinstance(members, dict):
         raise ModelFileError(f"{path}: the metadata has no 'members' table")
@@ -289,13 +297,10 @@ def _read_array(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, nam
     if hashlib.sha256(raw).hexdigest() != spec["sha256"]:
         raise ModelFileError(f"{path}: member {name!r} does not match its checksum; the file was modified")
     header = io.BytesIO(raw)
-    version = np.lib.format.read_magic(header)
-    if version == (1, 0):
-        npy_shape, fortran, npy_dtype = np.lib.format.read_array_header_1_0(header, max_header_size=_MAX_NPY_HEADER)
-    elif version == (2, 0):
-        npy_shape, fortran, npy_dtype = np.lib.format.read_array_header_2_0(header, max_header_size=_MAX_NPY_HEADER)
-    else:
-        raise ModelFileError(f"{path}: member {name!r} has .npy version {version}")
+    try:
+        npy_shape, fortran, npy_dtype = read_npy_header(header)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: member {name!r} is not a valid .npy array: {exc}") from None
     offset = header.tell()
     if npy_shape != shape or fortran or npy_dtype != dtype or offset + payload != len(raw):
         raise ModelFileError(f"{path}: member {name!r} holds a {npy_dtype} array of shape {npy_shape} in "

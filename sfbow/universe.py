@@ -18,13 +18,18 @@ pca            principal directions of the ``n_words`` most frequent words, both
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sfbow._memory import check_fits
-from shared_utils.checks import check_finite_matrix, check_positive_int
+from sfbow._npy import read_npy_header
+from sfbow.vectors import as_float32
+from shared_utils.checks import check_positive_int
 
 __all__ = [
     "STRATEGIES",
@@ -35,6 +40,7 @@ __all__ = [
     "identity",
     "kmeans",
     "principal_directions",
+    "read_universe_file",
     "universe_size",
 ]
 
@@ -160,14 +166,37 @@ def check_universe(universe: Any, dim: int, name: str = "universe") -> np.ndarra
     A complex matrix is refused (casting would drop its imaginary part), as are NaN and inf, and
     values beyond the float32 range (they would become inf).
     """
-    if np.iscomplexobj(universe):
-        raise TypeError(f"{name} is complex; a universe must be real (take .real yourself if that is meant)")
-    with np.errstate(over="ignore"):  # beyond float32 becomes inf, reported by the finiteness check
-        matrix = np.ascontiguousarray(universe, dtype=np.float32)
+    matrix = as_float32(universe, name)
     if matrix.ndim != 2 or matrix.shape[1] != dim or matrix.shape[0] == 0:
         raise ValueError(
             f"{name} must be a (K, d) matrix with K >= 1 and d = {dim} (the word-vector "
             f"dimension); got shape {matrix.shape}"
         )
-    check_finite_matrix(matrix, name)
     return matrix
+
+
+def read_universe_file(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a ``(K, d)`` universe from a ``.npy`` file (no pickle), checked before anything is allocated.
+
+    The header's shape and dtype must describe exactly the bytes the file holds, and the dtype must be
+    a real number type; any other file is a ``ValueError`` naming it. The values are checked by
+    :func:`check_universe` when the model is built.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"universe file not found: {path}")
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        try:
+            shape, fortran_order, dtype = read_npy_header(handle)
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a .npy array file: {exc}") from None
+        offset = handle.tell()
+        if dtype.kind not in "fiu" or len(shape) != 2:
+            raise ValueError(f"{path}: a universe is a 2-D array of real numbers; this file holds {dtype} {shape}")
+        needed = math.prod(shape) * dtype.itemsize
+        if offset + needed != size:
+            raise ValueError(f"{path}: its header declares {dtype} {shape} ({needed} bytes) but {size - offset} "
+                             "bytes follow it (truncated or corrupt)")
+        matrix = np.fromfile(handle, dtype=dtype, count=math.prod(shape))
+    return matrix.reshape(shape, order="F" if fortran_order else "C")

@@ -223,7 +223,7 @@ def test_truncation_at_every_offset_is_a_model_file_error(saved, tmp_path):
             SFBoW.load(damaged)
 
 
-@pytest.mark.parametrize("mask", [0xFF, 0x01, 0x80])
+@pytest.mark.parametrize("mask", [0xFF, 0x01])
 def test_any_single_byte_flip_is_refused_or_harmless(saved, small_model, tmp_path, mask):
     """Every offset (zip directory, local headers, .npy headers, data, metadata): a flip is either a
     ModelFileError or lands in a field nothing reads (a timestamp) and loads the very same model."""
@@ -307,3 +307,35 @@ def test_hostile_sizes_fail_cleanly_under_a_memory_cap(tmp_path, saved):
     for case in ("gaussian_k", "table_k"):
         assert results[case][0] == "ValueError" and "lower k" in results[case][1], results[case]
     assert "K=1000000000000" in results["gaussian_k"][1]
+
+
+def test_the_cli_reports_a_damaged_universe_file_in_one_line(tmp_path, capsys):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("cat 1 0\ndog 0 1\n")
+    universe = tmp_path / "u.npy"
+    np.save(universe, np.eye(2, dtype=np.float32))
+    universe.write_bytes(universe.read_bytes().replace(b"(2, 2)", b"(10000000000, 2)"))
+    assert main(["fit", "--vectors", str(vectors), "--universe-file", str(universe), "-o", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sfbow fit: error: ") and "u.npy: its header declares" in err and err.count("\n") == 1
+
+
+def test_the_format_extends_with_optional_members_and_fields(tmp_path, monkeypatch, small_model):
+    """How a subword model adds its data: an optional member and an optional field. A reader that
+    does not know them refuses the file instead of silently dropping the tokenizer."""
+    words, ends = persistence.encode_words(small_model.vectors.words)
+    arrays = {"words": words, "word_ends": ends, "vectors": small_model.vectors.matrix,
+              "universe": small_model.universe, "pieces": np.arange(5, dtype=np.int64)}
+    options = {**OPTIONS, "tokenizer": {"kind": "wordpiece", "prefix": "##"}}
+    with monkeypatch.context() as patch:
+        patch.setitem(persistence.MEMBERS, "pieces", persistence.Member("<i8", 1, False, "test"))
+        patch.setitem(persistence.OPTIONAL_FIELDS, "tokenizer", dict)
+        persistence.save_model_file(tmp_path / "sub.npz", options, arrays)
+        contents = persistence.read_model_file(tmp_path / "sub.npz")
+        assert contents.options["tokenizer"] == {"kind": "wordpiece", "prefix": "##"}
+        np.testing.assert_array_equal(contents.arrays["pieces"], np.arange(5))
+        plain = tmp_path / "plain.npz"
+        small_model.save(plain)  # older files, without the optional parts, still read
+        assert "pieces" not in persistence.read_model_file(plain).arrays
+    with pytest.raises(ModelFileError, match="unknown metadata fields \\['tokenizer'\\]"):
+        persistence.read_model_file(tmp_path / "sub.npz")
