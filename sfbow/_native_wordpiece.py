@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit, prange
 
+from sfbow._kernels import exclusive
 from sfbow._native_tokenizer import _build_slots, _compact, _lengths, _lookup, _offsets, _pack, csr
 from sfbow.wordpiece import WordPieceTokenizer
 
@@ -184,6 +185,7 @@ class NativeWordPiece:
         buf = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
         fallback_ids, fallback_offsets = csr(slow_ids)
         w, c = self._words, self._continuing
-        return _wordpiece_ids(buf, _offsets(lengths), fallback_of, fallback_ids, fallback_offsets, _CLASSES,
-                              self._lower_table, self.tokenizer.max_input_chars_per_word, self.n_pieces,
-                              w.slots, w.keys, w.key_starts, w.rows, c.slots, c.keys, c.key_starts, c.rows)
+        with exclusive():
+            return _wordpiece_ids(buf, _offsets(lengths), fallback_of, fallback_ids, fallback_offsets, _CLASSES,
+                                  self._lower_table, self.tokenizer.max_input_chars_per_word, self.n_pieces,
+                                  w.slots, w.keys, w.key_starts, w.rows, c.slots, c.keys, c.key_starts, c.rows)
