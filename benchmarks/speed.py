@@ -162,16 +162,20 @@ def distilled_encoders() -> tuple[dict[str, Encoder], dict[str, Any]]:
 
     model = distilled_model()
     vectors = model.vectors
+    pieces = SubwordVectors(vectors.wordpiece, vectors.matrix)
+
+    def with_table(n_words: int) -> SubwordVectors:
+        return SubwordVectors(vectors.wordpiece, vectors.matrix, frequent_multipiece_words(vectors.wordpiece, n_words))
+
     variants = {
-        "sfbow minilm (float16, 100k-word table; the default)": SFBoW.from_parts(
-            vectors, model.universe, normalize=model.normalize, memberships="float16"),
-        "sfbow minilm (float32, 100k-word table)": SFBoW.from_parts(
-            vectors, model.universe, normalize=model.normalize, memberships="float32"),
+        "sfbow minilm (float16, pieces only; the default)": SFBoW.from_parts(
+            pieces, model.universe, normalize=model.normalize, memberships="float16"),
         "sfbow minilm (float32, pieces only)": SFBoW.from_parts(
-            SubwordVectors(vectors.wordpiece, vectors.matrix), model.universe, normalize=model.normalize),
+            pieces, model.universe, normalize=model.normalize, memberships="float32"),
+        "sfbow minilm (float16, 100k-word table)": SFBoW.from_parts(
+            with_table(100_000), model.universe, normalize=model.normalize, memberships="float16"),
         "sfbow minilm (float16, 400k-word table)": SFBoW.from_parts(
-            SubwordVectors(vectors.wordpiece, vectors.matrix, frequent_multipiece_words(vectors.wordpiece, 400_000)),
-            model.universe, normalize=model.normalize, memberships="float16"),
+            with_table(400_000), model.universe, normalize=model.normalize, memberships="float16"),
     }
     encoders: dict[str, Encoder] = {name: one_thread(m) for name, m in variants.items()}
     tokenizer = Tokenizer.from_str(json.dumps(vectors.wordpiece.to_json()))
