@@ -116,7 +116,7 @@ def main() -> None:
     config = L1RAConfig(target_modules=targets, r=4, alpha=8.0, update_interval=args.interval,
                         l1_lambda=0.2, threshold=0.9, init_seed=0, seed=0)
     inject_adapters(model, config)
-    optimizer = torch.optim.AdamW(adapter_parameter_groups(model, lr=1e-2, gate_lr=0.05))
+    optimizer = torch.optim.AdamW(adapter_parameter_groups(model, lr=1e-2, gate_lr=0.1))
     wrapper = {"ddp": DistributedDataParallel(model)}
     resized_at: list[int] = []
 
