@@ -17,7 +17,7 @@ Measured (median of ``--repeats`` runs, the variants taking turns):
   transfer (the file's bytes broadcast to the workers, before any load).
 
 Writes ``benchmarks/results/dask_encode.json`` and ``.md``. Stages already in the JSON are kept unless
-``--fresh`` (the run is resumable). Run: ``python benchmarks/dask_encode.py`` (about 3 minutes).
+``--fresh`` (the run is resumable). Run: ``python benchmarks/dask_encode.py`` (about 12 minutes on two busy cores).
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ Every partition is encoded by the native path of :meth:`SFBoW.encode` with one t
 Dask's worker processes are the parallelism (``LocalCluster(n_workers=..., threads_per_worker=1)``).
 Results are lazy Dask collections, one row per input in input order; write them with Dask's own writers
 (``vectors.to_zarr(url)``, ``frame.to_parquet(path)``) so that a job larger than memory streams to disk.
-Needs the ``dask`` extra: ``pip install 'sfbow[dask]'``.
+The ``encode_*`` functions take the model as a path or a :class:`ModelFile` and ``client=`` as
+:func:`prepare_model` does. Needs the ``dask`` extra: ``pip install 'sfbow[dask]'``.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def prepare_model(model: str | os.PathLike[str] | ModelFile, *, client: Any = No
     """Check a model file and load it on every worker now; return the :class:`ModelFile` tasks carry.
 
     ``client``: a ``dask.distributed.Client``; default: the current one if there is one, else the model is
-    loaded in this process (for Dask's local schedulers). With a client, every worker loads the file (at
+    loaded in this process (for Dask's local schedulers); ``False``: this process only, even when a client
+    exists. With a client, every worker loads the file (at
     most ``timeout`` seconds); if any cannot, :class:`ModelUnavailableError` names each such worker and
     why. The path is made absolute; every worker must see the same file at that path. A :class:`ModelFile`
     is checked again on the current workers, which is cheap once they hold it.
@@ -146,7 +148,7 @@ def prepare_model(model: str | os.PathLike[str] | ModelFile, *, client: Any = No
         except OSError as exc:
             raise ModelUnavailableError(f"cannot read the model file {path} on the client: {exc}") from exc
     client = _current_client() if client is None else client
-    if client is None:
+    if client is None or client is False:
         return ModelFile(path, sha256, cached_model(path, sha256).dim)
     dims = _run_on_workers(client, path, sha256, timeout)
     return ModelFile(path, sha256, dims.pop())

@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
@@ -206,3 +208,15 @@ def test_tasks_run_on_a_local_scheduler_too_and_bad_input_is_refused(model_path,
         sfbow_dask.encode_bag(db.from_sequence(["x"]), model_path.parent / "absent.npz")
     with pytest.raises(ValueError, match="n_threads"):
         sfbow_dask.encode_bag(db.from_sequence(["x"]), local, n_threads=0)
+
+
+WORDS = ["the", "cat", "sat", "on", "a", "mat", ".", ",", "zzqxunknown", "Guitar", "playing", "!", "", " "]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join), max_size=40),
+       partitions=st.integers(1, 6))
+def test_any_partitioning_gives_one_row_per_input_in_order(model_path, glove_model, texts, partitions):
+    bag = db.from_sequence(texts, npartitions=partitions) if texts else db.from_sequence([], npartitions=1)
+    result = sfbow_dask.encode_bag(bag, model_path, client=False).compute(scheduler="sync")
+    np.testing.assert_array_equal(result.reshape(-1, glove_model.dim), glove_model.encode(texts, n_threads=1))
