@@ -27,9 +27,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from l1ra_core import AllocationPlan
+from l1ra_core import AllocationPlan, L1RAConfig
 
-from .config import L1RAConfig
 from .controller import L1RAController
 
 __all__ = ["DistributedL1RAController", "PeerReallocationError", "ReplicaMismatchError"]

@@ -27,8 +27,9 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
 
-from l1ra_core.torch import L1RAConfig, adapter_layers, adapter_parameter_groups, inject_adapters
-from l1ra_core.torch._sts import sts_loss
+from benchmarks.sts_training import sts_loss
+from l1ra_core import L1RAConfig
+from l1ra_core.torch import adapter_layers, adapter_parameter_groups, inject_adapters
 from l1ra_core.torch.controller import L1RAController
 from l1ra_core.torch.ddp import DistributedL1RAController
 from sfbow.evaluation import load_stsb
@@ -113,7 +114,7 @@ def main() -> None:
     model, tokenizer, targets = _model(args)
     train = load_stsb(args.stsb)
     pairs = (train.sentences1, train.sentences2, train.scores)
-    config = L1RAConfig(target_modules=targets, r=4, alpha=8.0, update_interval=args.interval,
+    config = L1RAConfig(target_modules=targets, initial_rank=4, alpha=8.0, update_interval=args.interval,
                         l1_lambda=0.2, threshold=0.9, init_seed=0, seed=0)
     inject_adapters(model, config)
     optimizer = torch.optim.AdamW(adapter_parameter_groups(model, lr=1e-2, gate_lr=0.1))

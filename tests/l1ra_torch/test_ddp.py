@@ -116,10 +116,11 @@ def test_replicas_that_drift_apart_are_caught_on_every_rank(stsb_dir, tmp_path):
 
 
 def test_the_distributed_controller_needs_a_process_group(tiny_net):
-    from l1ra_core.torch import L1RAConfig, inject_adapters
+    from l1ra_core import L1RAConfig
+    from l1ra_core.torch import inject_adapters
     from l1ra_core.torch.ddp import DistributedL1RAController
 
-    config = L1RAConfig(target_modules=["up", "down"], r=2, update_interval=2)
+    config = L1RAConfig(target_modules=["up", "down"], initial_rank=2, update_interval=2)
     inject_adapters(tiny_net, config)
     with pytest.raises(RuntimeError, match="init_process_group"):
         DistributedL1RAController(tiny_net, config)
