@@ -10,6 +10,8 @@ pytest.importorskip("transformers")
 
 from llmkit.generation import Prompt, generate, render_prompt  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the real model: about 20 s to convert once per session, seconds per test
+
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 
 

