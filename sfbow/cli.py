@@ -16,7 +16,7 @@ from shared_utils.atomic import atomic_write
 from sfbow.evaluation import split_lines
 from sfbow.model import SFBoW
 from sfbow.similarity import cosine, fuzzy_jaccard
-from sfbow.universe import DEFAULT_N_WORDS, STRATEGIES
+from sfbow.universe import DEFAULT_N_WORDS, STRATEGIES, read_universe_file
 from sfbow.vectors import WordVectors
 
 _EPILOG = """examples:
@@ -132,7 +132,7 @@ def _similarity(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     vectors = None if args.vectors is None else WordVectors.from_file(
         args.vectors, binary=args.binary, limit=args.limit)
-    universe = args.universe if args.universe_file is None else np.load(args.universe_file, allow_pickle=False)
+    universe = args.universe if args.universe_file is None else read_universe_file(args.universe_file)
     model = SFBoW(vectors, universe, k=args.k, n_words=args.n_words, random_state=args.seed,
                   normalize=not args.no_normalize, clip=not args.no_clip)
     model.save(args.output)
