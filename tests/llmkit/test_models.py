@@ -121,3 +121,33 @@ def test_record_mismatch_is_refused(tmp_path):
     assert verify_packaged_file(good, "pip install dist") == good.record_sha256
     with pytest.raises(ValueError, match="truncated or altered.*pip install dist --force-reinstall"):
         verify_packaged_file(PackagedFile("dist", "1.0", file, "0" * 64), "pip install dist")
+
+
+class FolderWriter:
+    """Stands in for a model/tokenizer: save_pretrained writes one file, optionally failing or racing."""
+
+    def __init__(self, name, *, fail=False, race_into=None):
+        self.name, self.fail, self.race_into = name, fail, race_into
+
+    def save_pretrained(self, folder):
+        (folder / self.name).write_text("weights")
+        if self.race_into is not None:  # another process finishes its copy first
+            self.race_into.mkdir()
+            (self.race_into / "theirs").write_text("x")
+        if self.fail:
+            raise OSError("disk full")
+
+
+def test_cache_folder_is_written_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "cache" / "model-abc"
+    models._save_folder_atomically(FolderWriter("model.safetensors"), FolderWriter("tokenizer.json"), target,
+                                   {"sha256": "abc"})
+    assert sorted(p.name for p in target.iterdir()) == ["llmkit-source.json", "model.safetensors", "tokenizer.json"]
+    failed = tmp_path / "cache" / "model-def"
+    with pytest.raises(OSError, match="disk full"):
+        models._save_folder_atomically(FolderWriter("model.safetensors", fail=True), FolderWriter("t"), failed, {})
+    assert not failed.exists()
+    raced = tmp_path / "cache" / "model-ghi"
+    models._save_folder_atomically(FolderWriter("model.safetensors", race_into=raced), FolderWriter("t"), raced, {})
+    assert [p.name for p in raced.iterdir()] == ["theirs"]  # the first finished copy wins, ours is dropped
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["model-abc", "model-ghi"]  # no temp left
