@@ -9,9 +9,9 @@ with an empty / a filled Numba cache).
 
 Peers (one process, one thread):
 
-* ``python``: the plain-Python baseline, ``sfbow.tokenize.tokenize`` + dict look-up (ids only).
+* ``python``: the plain-Python baseline, ``sfbow.tokenization.tokenize`` + dict look-up (ids only).
 * ``fse-sif``: fse 1.0.0 ``SIF`` ``infer`` (Cython), fitted on the same sentences; tokenisation
-  with ``sfbow.tokenize.tokenize`` is included in the timing.
+  with ``sfbow.tokenization.tokenize`` is included in the timing.
 * ``model2vec``: ``StaticModel.encode`` (one process) over a word-level ``tokenizers`` tokenizer
   built from the GloVe vocabulary (lower-case normaliser, the same regex as pre-tokeniser) and
   the GloVe matrix.
@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from shared_utils.atomic import atomic_write_text
+from shared_utils.tables import markdown_table
 
 SETUP = """\
 setup (peers live in their own virtual environment, outside the repository):
@@ -84,7 +85,7 @@ def sfbow_encoder(n_threads: int) -> Encoder:
 
 def python_encoder() -> Encoder:
     import sfbow
-    from sfbow.tokenize import tokenize
+    from sfbow.tokenization import tokenize
 
     index = sfbow.default_model().vectors.index
 
@@ -99,7 +100,7 @@ def fse_encoder(train: Sequence[str]) -> Encoder:
     from gensim.models import KeyedVectors
 
     import sfbow
-    from sfbow.tokenize import tokenize
+    from sfbow.tokenization import tokenize
 
     vectors = sfbow.default_model().vectors
     keyed = KeyedVectors(vectors.dim)
@@ -118,7 +119,7 @@ def model2vec_encoder() -> Encoder:
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
     import sfbow
-    from sfbow.tokenize import TOKEN_PATTERN
+    from sfbow.tokenization import TOKEN_PATTERN
 
     vectors = sfbow.default_model().vectors
     vocab = dict(vectors.index)
@@ -146,7 +147,7 @@ def build_peers(train: Sequence[str]) -> tuple[dict[str, Encoder], dict[str, str
     for name, build in builders.items():
         try:
             encoders[name] = build()
-        except Exception as exc:  # noqa: BLE001 - any failure to build a peer means "skipped"
+        except Exception as exc:
             skipped[name] = f"{type(exc).__name__}: {exc}"
     return encoders, skipped
 
@@ -300,47 +301,95 @@ def start_times() -> dict[str, Any]:
 
 
 # -- report -----------------------------------------------------------------------------------------
+# One formatter per table, shared by the results file (speed.md) and the docs (benchmarks/render_docs.py).
+
+#: Row labels of the peers.
+LABELS = {
+    "sfbow": "**sfbow** (`SFBoW.encode`, `n_threads=1`)",
+    "python": "plain Python: `tokenize` + dict look-up (ids only, no vectors)",
+    "fse-sif": "fse 1.0.0 SIF `infer` (+ `tokenize`)",
+    "model2vec": "model2vec `StaticModel.encode` (one process)",
+}
+#: How many times faster than a peer sfbow must be (wall clock, one thread each).
+TARGETS = {"fse-sif": 5.0, "model2vec": 8.0}
+#: The two-thread speed-up sfbow must reach.
+THREADS_TARGET = 1.7
+MEMBERSHIP_LABELS = {"float32": '`"float32"` (default)', "float16": '`"float16"`',
+                     "on-the-fly": '`"on-the-fly"` (no table; per-batch memberships)'}
+START_LABELS = {"cold": "cold: empty Numba cache (compiles)", "warm": "warm: cache on disk (`cache=True`)"}
+
+
+def throughput_table(results: dict[str, Any]) -> str:
+    """Sentences/s of every encoder, sfbow's ratio to each (wall and CPU time), and the targets."""
+    sf = results["throughput"]["sfbow"]
+    rows: list[list[object]] = []
+    for name, rate in results["throughput"].items():
+        ratio = sf["wall"] / rate["wall"]
+        target = TARGETS.get(name)
+        verdict = "" if target is None else f">= {target:g}x: {'met' if ratio >= target else 'missed'}"
+        rows.append([LABELS.get(name, name), f"{rate['wall']:,.0f}", f"{ratio:.2f}", f"{sf['cpu'] / rate['cpu']:.2f}",
+                     verdict])
+    rows += [[LABELS.get(name, name), f"skipped: {reason}", "", "", ""] for name, reason in results["skipped"].items()]
+    return markdown_table(["encoder (one thread)", "sentences/s", "sfbow is x times faster", "per CPU second", "target"],
+                          rows, align="lrrrl")
+
+
+def threads_table(results: dict[str, Any]) -> str:
+    """sfbow's sentences/s by thread count, the speed-up against the target, and the GIL bound."""
+    one = results["threads"]["1"]["wall"]
+    rows = [[threads, f"{rate['wall']:,.0f}", f"{rate['wall'] / one:.2f}", f"{rate['cores']:.2f}"]
+            for threads, rate in results["threads"].items()]
+    table = markdown_table([f"sfbow threads ({results['sentences']:,} sentences)", "sentences/s", "speed-up",
+                            "cores obtained (CPU s / wall s)"], rows, align="rrrr")
+    two = results["threads"]["2"]["wall"] / one
+    serial = results["serial"]
+    return (f"{table}\n\nWith 2 threads: {two:.2f}x (target {THREADS_TARGET:g}x: "
+            f"{'met' if two >= THREADS_TARGET else 'missed'} in this run). One-thread encode spends "
+            f"{serial['serial_share']:.0%} of its CPU time in Python under the GIL (outside the kernels); chunks "
+            f"take turns on the GIL and run their kernels side by side, so {serial['gil_bound']:.1f}x is the most "
+            "any number of threads could give.")
+
+
+def memory_table(results: dict[str, Any]) -> str:
+    """Speed, table and output size, and peak memory of each membership kind (fresh processes)."""
+    rows: list[list[object]] = []
+    sentences = 0
+    for kind, m in results["memory"].items():
+        if "error" in m:
+            rows.append([MEMBERSHIP_LABELS.get(kind, kind), f"error: {m['error']}", "", "", "", ""])
+            continue
+        sentences = m["sentences"]
+        rows.append([MEMBERSHIP_LABELS.get(kind, kind), f"{m['sentences_per_s']:,.0f}", f"{m['table_mb']:.0f}",
+                     f"{m['output_mb']:.0f}", f"{m['peak_over_before_mb']:.0f}", f"{m['peak_over_output_mb']:.0f}"])
+    return markdown_table([f"memberships (1 thread, {sentences:,} sentences, fresh process)", "sentences/s",
+                           "table MB", "output MB", "peak RSS growth while encoding, MB", "beyond the output, MB"], rows)
+
+
+def start_table(results: dict[str, Any]) -> str:
+    """Import, model build, first and second encode times of a new process, cold and warm cache."""
+    rows: list[list[object]] = []
+    for kind, t in results["start"].items():
+        if "error" in t:
+            rows.append([START_LABELS.get(kind, kind), f"error: {t['error']}", "", "", ""])
+            continue
+        rows.append([START_LABELS.get(kind, kind), f"{t['import_s']:.2f} s", f"{t['model_s']:.2f} s",
+                     f"{t['first_encode_s']:.2f} s", f"{t['second_encode_s']:.4f} s"])
+    return markdown_table(["start (default model, new process)", "import", "build model",
+                           "first encode (1 sentence)", "second encode"], rows)
+
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"# sfbow encode speed ({results['machine']})", "",
+    """The results file ``speed.md``: the run's conditions, then every table."""
+    parts = [f"# sfbow encode speed ({results['machine']})",
              f"{results['sentences']:,} STS-B train sentences (repeated), GloVe 6B 50d, K={results['k']}, "
              f"median of {results['repeats']} alternating runs; load average {results['loadavg']} at the start, "
-             f"{results['loadavg_end']} after the throughput runs.", "",
-             "| encoder | sentences/s (wall) | sfbow is x times faster | sentences/CPU-s | x (CPU) |",
-             "|---|---:|---:|---:|---:|"]
-    sf = results["throughput"]["sfbow"]
-    for name, rate in results["throughput"].items():
-        lines.append(f"| {name} | {rate['wall']:,.0f} | {sf['wall'] / rate['wall']:.2f} | {rate['cpu']:,.0f} | "
-                     f"{sf['cpu'] / rate['cpu']:.2f} |")
-    for name, reason in results["skipped"].items():
-        lines.append(f"| {name} | skipped: {reason} | | | |")
-    lines += ["", "| sfbow threads | sentences/s (wall) | speed-up | cores obtained (CPU s / wall s) |",
-              "|---:|---:|---:|---:|"]
-    one = results["threads"]["1"]["wall"]
-    for threads, rate in results["threads"].items():
-        lines.append(f"| {threads} | {rate['wall']:,.0f} | {rate['wall'] / one:.2f} | {rate['cores']:.2f} |")
-    serial = results["serial"]
-    lines += ["", f"One-thread encode spends {serial['serial_share']:.0%} of its CPU time in Python under the GIL "
-              f"(outside the kernels); chunks take turns on the GIL and run their kernels side by side, so "
-              f"{serial['gil_bound']:.1f}x is the most any number of threads could give."]
+             f"{results['loadavg_end']} after the throughput runs.",
+             throughput_table(results), threads_table(results)]
     if results.get("memory"):
-        lines += ["", "| memberships | sentences | sentences/s (1 thread) | table MB | output MB | "
-                  "peak RSS over start MB | of which beyond output MB |", "|---|---:|---:|---:|---:|---:|---:|"]
-        for kind, m in results["memory"].items():
-            if "error" in m:
-                lines.append(f"| {kind} | error: {m['error']} | | | | | |")
-                continue
-            lines.append(f"| {kind} | {m['sentences']:,} | {m['sentences_per_s']:,.0f} | {m['table_mb']:.0f} | "
-                         f"{m['output_mb']:.0f} | {m['peak_over_before_mb']:.0f} | {m['peak_over_output_mb']:.0f} |")
+        parts.append(memory_table(results))
     if results.get("start"):
-        lines += ["", "| start | import s | model s | first encode s | second encode s |", "|---|---:|---:|---:|---:|"]
-        for kind, s in results["start"].items():
-            if "error" in s:
-                lines.append(f"| {kind} | error: {s['error']} | | | |")
-                continue
-            lines.append(f"| {kind} | {s['import_s']:.2f} | {s['model_s']:.2f} | {s['first_encode_s']:.3f} | "
-                         f"{s['second_encode_s']:.4f} |")
-    return "\n".join(lines) + "\n"
+        parts.append(start_table(results))
+    return "\n\n".join(parts) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,8 +15,8 @@ import numpy as np
 
 from sfbow.errors import ModelFileError
 from sfbow.model import SFBoW
-from sfbow.similarity import cosine, fuzzy_jaccard, paired_cosine, paired_fuzzy_jaccard
-from sfbow.tokenize import tokenize
+from sfbow.similarities import cosine, fuzzy_jaccard, paired_cosine, paired_fuzzy_jaccard
+from sfbow.tokenization import tokenize
 from sfbow.vectors import WordVectors, default_vectors
 
 __all__ = [

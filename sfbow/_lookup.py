@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from sfbow._native_tokenizer import NativeVocabulary
-from sfbow.tokenize import Tokenizer, tokenize
+from sfbow._validation import check_tokens
+from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.vectors import WordVectors
 
 TokenIds = tuple[np.ndarray, np.ndarray]
@@ -43,10 +44,7 @@ def token_ids(sentences: Sequence[Any], vectors: WordVectors, tokenizer: Tokeniz
     offsets = np.empty(len(sentences) + 1, dtype=np.int64)
     offsets[0] = 0
     for i, sentence in enumerate(sentences):
-        tokens = sentence if pretokenized else tokenizer(sentence)
-        if not pretokenized and not isinstance(tokens, (list, tuple)):
-            raise TypeError(f"the tokenizer must return a list of strings; for sentence {i} it returned "
-                            f"{type(tokens).__name__}")
+        tokens = sentence if pretokenized else check_tokens(tokenizer(sentence), i)
         ids.extend(row for row in map(get, tokens) if row is not None)
         offsets[i + 1] = len(ids)
     return np.asarray(ids, dtype=np.int64), offsets

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from shared_utils.atomic import atomic_write
+from sfbow import sts_benchmark
 from sfbow.evaluation import split_lines
 from sfbow.model import SFBoW
-from sfbow.similarity import cosine, fuzzy_jaccard
+from sfbow.similarities import cosine, fuzzy_jaccard
 from sfbow.universe import DEFAULT_N_WORDS, STRATEGIES, read_universe_file
 from sfbow.vectors import WordVectors
+from shared_utils.atomic import atomic_write
 
 _EPILOG = """examples:
   sfbow encode sentences.txt -o vectors.npy      one sentence per line -> (lines x K) float32 .npy
@@ -25,9 +26,13 @@ _EPILOG = """examples:
   sfbow similarity "A man plays guitar." "Someone is playing a guitar."
   sfbow fit --vectors glove.840B.300d.txt --universe pca -o my-model.npz
   sfbow encode sentences.txt -o vectors.npy --model my-model.npz
+  sfbow sts --data ~/sts --out sts-results      the STS table; the data folder is yours to name
 
 Without --model, commands use the default model (GloVe 6B 50d, pca universe, K=100),
 which ships with the package and needs no network."""
+
+#: ``--metric`` names: the names of the library's functions.
+MEASURES = {"fuzzy_jaccard": fuzzy_jaccard, "cosine": cosine}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,8 +65,9 @@ def _build_parser() -> argparse.ArgumentParser:
     similarity = commands.add_parser("similarity", help="print the similarity of two sentences")
     similarity.add_argument("sentence_a")
     similarity.add_argument("sentence_b")
-    similarity.add_argument("--metric", choices=("jaccard", "cosine"), default="jaccard",
-                            help="fuzzy Jaccard (default, in [0, 1]) or cosine")
+    similarity.add_argument("--metric", choices=tuple(MEASURES), default="fuzzy_jaccard",
+                            help="fuzzy_jaccard (default, in [0, 1]) or cosine (in [-1, 1]), as sfbow.fuzzy_jaccard "
+                                 "and sfbow.cosine")
     _add_model_option(similarity)
     similarity.set_defaults(handler=_similarity)
 
@@ -85,11 +91,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_sts_command(commands: argparse._SubParsersAction) -> None:
-    try:
-        from sfbow import sts_benchmark
-    except ImportError:  # the STS benchmark needs the optional evaluation dependencies
-        return
-    sts = commands.add_parser("sts", help="run the STS benchmark table (methods x datasets)")
+    sts = commands.add_parser("sts", help="run the STS benchmark table (methods x datasets)",
+                              description=(sts_benchmark.__doc__ or "").split("\n\n")[0] + "\n\n"
+                              + sts_benchmark.WHERE_TO_GET, formatter_class=argparse.RawDescriptionHelpFormatter)
     sts_benchmark.add_arguments(sts)
     sts.set_defaults(handler=sts_benchmark.run)
 
@@ -107,6 +111,7 @@ def _load_model(path: str | None) -> SFBoW:
 
 
 def _encode(args: argparse.Namespace) -> int:
+    source: str | Path
     if args.input == "-":
         raw, source = sys.stdin.buffer.read(), "<stdin>"
     else:
@@ -124,8 +129,7 @@ def _encode(args: argparse.Namespace) -> int:
 
 def _similarity(args: argparse.Namespace) -> int:
     vectors = _load_model(args.model).encode([args.sentence_a, args.sentence_b])
-    measure = fuzzy_jaccard if args.metric == "jaccard" else cosine
-    print(f"{measure(vectors[0], vectors[1]):.4f}")
+    print(f"{MEASURES[args.metric](vectors[0], vectors[1]):.4f}")
     return 0
 
 

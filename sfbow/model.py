@@ -22,7 +22,7 @@ from sfbow._lookup import token_ids
 from sfbow._memory import check_fits
 from sfbow._validation import check_sentences
 from sfbow.errors import ModelFileError
-from sfbow.tokenize import Tokenizer, tokenize
+from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe, check_universe, universe_size
 from sfbow.vectors import WordVectors, as_word_vectors
 from shared_utils.checks import check_positive_int
@@ -56,7 +56,7 @@ class SFBoW:
     clip:
         Clip memberships at 0 (the fuzzy-set definition; fuzzy Jaccard expects it).
     tokenizer:
-        ``str -> list[str]``; default :func:`sfbow.tokenize.tokenize`. Not saved with the model.
+        ``str -> list[str]``; default :func:`sfbow.tokenization.tokenize`. Not saved with the model.
     random_state:
         Seed of the random universe strategies.
     n_words:
@@ -197,15 +197,21 @@ class SFBoW:
         return out
 
     def _max_pool(self, ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
-        """Max-pool each sentence's membership rows into ``out`` (float32), per :attr:`memberships`."""
-        if self.memberships == "float32":
-            _kernels.max_pool(self.table, ids, offsets, out)
-        elif self.memberships == "float16":
-            _kernels.max_pool_half(self.table.view(np.uint16), ids, offsets, out)
-        else:
+        """Max-pool each sentence's membership rows into ``out`` (float32), per :attr:`memberships`.
+
+        The kernels run inside :func:`sfbow._kernels.exclusive`, so encodes from several user
+        threads are safe under every Numba threading layer.
+        """
+        table = self.table
+        if table is None:  # "on-the-fly": the memberships of this chunk's words only
             rows, local_ids = np.unique(ids, return_inverse=True)
             table = np.ascontiguousarray(self._memberships_of(self._membership_words[rows]), dtype=np.float32)
-            _kernels.max_pool(table, local_ids.astype(np.int64, copy=False), offsets, out)
+            ids = local_ids.astype(np.int64, copy=False)
+        with _kernels.exclusive():
+            if self.memberships == "float16":
+                _kernels.max_pool_half(table.view(np.uint16), ids, offsets, out)
+            else:
+                _kernels.max_pool(table, ids, offsets, out)
 
     # -- persistence -----------------------------------------------------------------------------
 
