@@ -6,7 +6,8 @@ loads the file once, into a cache keyed by that checksum, and every later task o
 a worker that reads other bytes than the client (a stale copy) refuses them. :func:`prepare_model`
 loads the model on every worker of a ``dask.distributed`` cluster before any task runs, so a worker that
 cannot read the file is an error at submission, naming the worker, not a failed job. Workers that join
-later (a replacement for a dead one) load the file from the same path in their first task.
+later (a replacement for a dead one) load the file from the same path in their first task. Workers encode
+with the default tokeniser: a custom one is not stored in a model file.
 
 Every partition is encoded by the native path of :meth:`SFBoW.encode` with one thread per task by default:
 Dask's worker processes are the parallelism (``LocalCluster(n_workers=..., threads_per_worker=1)``).
