@@ -11,6 +11,10 @@ Members (all stored, never compressed, so no member can expand beyond the file's
 ``<name>.npy``
     One ``.npy`` file per array of :data:`MEMBERS` (little-endian, C order).
 
+A subword model (:mod:`sfbow.subword`) also has ``tokenizer`` (its WordPiece options as UTF-8 JSON;
+the pieces are ``words``) and ``table_words`` / ``table_word_ends`` (the words given a row of their own),
+so it round-trips without the folder it was built from.
+
 :func:`read_model_file` is the one reader. Before it allocates anything it checks the zip directory
 (stored members, no encryption, sizes within the file) and, for every array, that the shape declared
 in the metadata and in the ``.npy`` header match the member's byte count; then it checks every
@@ -70,6 +74,10 @@ MEMBERS: dict[str, Member] = {
     "word_ends": Member("<i8", 1, True, "end offset of each word in 'words' (strictly increasing)"),
     "vectors": Member("<f4", 2, True, "the word vectors, one row per word (not normalised)"),
     "universe": Member("<f4", 2, True, "the K x d universe"),
+    # Subword models (sfbow.subword): 'words' are then the tokenizer's pieces, in id order.
+    "tokenizer": Member("<u1", 1, False, "subword models: the WordPiece tokenizer's options, UTF-8 JSON"),
+    "table_words": Member("<u1", 1, False, "subword models: the whole words with a row of their own, UTF-8"),
+    "table_word_ends": Member("<i8", 1, False, "end offset of each word in 'table_words'"),
 }
 
 #: Option fields every file's metadata has, and their JSON types.
@@ -298,6 +306,11 @@ def _read_array(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, nam
         raise ModelFileError(f"{path}: member {name!r} holds a {npy_dtype} array of shape {npy_shape} in "
                              f"{len(raw) - offset} bytes; its metadata says {dtype} {shape}")
     return np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=offset).reshape(shape)
+
+
+def decode_words(path: Path, buffer: np.ndarray, ends: np.ndarray) -> list[str]:
+    """The words of a ``(words, word_ends)`` pair of arrays read from ``path`` (inverse of :func:`encode_words`)."""
+    return _decode_words(path, buffer, ends)
 
 
 def _decode_words(path: Path, buffer: np.ndarray, ends: np.ndarray) -> list[str]:

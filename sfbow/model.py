@@ -22,7 +22,8 @@ from sfbow._lookup import token_ids
 from sfbow._memory import check_fits
 from sfbow._validation import check_sentences
 from sfbow.errors import ModelFileError
-from sfbow.tokenize import Tokenizer, tokenize
+from sfbow.subword import SubwordVectors, subword_members, subword_vectors
+from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe, check_universe, universe_size
 from sfbow.vectors import WordVectors, as_word_vectors
 from shared_utils.checks import check_positive_int
@@ -56,7 +57,7 @@ class SFBoW:
     clip:
         Clip memberships at 0 (the fuzzy-set definition; fuzzy Jaccard expects it).
     tokenizer:
-        ``str -> list[str]``; default :func:`sfbow.tokenize.tokenize`. Not saved with the model.
+        ``str -> list[str]``; default :func:`sfbow.tokenization.tokenize`. Not saved with the model.
     random_state:
         Seed of the random universe strategies.
     n_words:
@@ -109,6 +110,8 @@ class SFBoW:
                   tokenizer: Tokenizer | None, memberships: str, word_matrix: np.ndarray | None = None) -> None:
         """The one place a model's attributes are set: validate the parts, then build the table."""
         _check_tokenizer(tokenizer)
+        if isinstance(vectors, SubwordVectors) and tokenizer is not None:
+            raise ValueError("subword vectors bring their own WordPiece tokenizer; do not pass tokenizer=")
         universe = check_universe(universe, vectors.dim)
         _check_table_fits(len(vectors), universe.shape[0], memberships, "K (the universe's rows)")
         if word_matrix is None:
@@ -135,9 +138,16 @@ class SFBoW:
     def _membership_table(self, word_matrix: np.ndarray) -> np.ndarray | None:
         """The table of :attr:`memberships`; for ``"on-the-fly"`` keep the word matrix instead."""
         if self.memberships == "on-the-fly":
+            if isinstance(self.vectors, SubwordVectors):
+                raise ValueError("memberships='on-the-fly' is not available for subword vectors; use 'float16'")
             self._membership_words = word_matrix
             return None
         table = self._memberships_of(word_matrix)
+        if isinstance(self.vectors, SubwordVectors):  # rows of whole words: the max over their pieces
+            ids, offsets = self.vectors.word_pieces()
+            words = np.empty((len(offsets) - 1, table.shape[1]), np.float32)
+            _kernels.max_pool(np.ascontiguousarray(table, dtype=np.float32), ids, offsets, words)
+            table = np.concatenate([table, words])
         if self.memberships == "float32":
             return np.ascontiguousarray(table, dtype=np.float32)
         with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
@@ -178,7 +188,11 @@ class SFBoW:
 
         def encode_chunk(start: int) -> int:
             stop = min(start + chunk, n)
-            ids, offsets = token_ids(sentences[start:stop], self.vectors, self.tokenizer, pretokenized=pretokenized)
+            if isinstance(self.vectors, SubwordVectors):
+                ids, offsets = self.vectors.token_ids(sentences[start:stop], pretokenized=pretokenized, word_rows=True)
+            else:
+                ids, offsets = token_ids(sentences[start:stop], self.vectors, self.tokenizer,
+                                         pretokenized=pretokenized)
             self._max_pool(ids, offsets, out[start:stop])
             return stop - start
 
@@ -197,15 +211,21 @@ class SFBoW:
         return out
 
     def _max_pool(self, ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
-        """Max-pool each sentence's membership rows into ``out`` (float32), per :attr:`memberships`."""
-        if self.memberships == "float32":
-            _kernels.max_pool(self.table, ids, offsets, out)
-        elif self.memberships == "float16":
-            _kernels.max_pool_half(self.table.view(np.uint16), ids, offsets, out)
-        else:
+        """Max-pool each sentence's membership rows into ``out`` (float32), per :attr:`memberships`.
+
+        The kernels run inside :func:`sfbow._kernels.exclusive`, so encodes from several user
+        threads are safe under every Numba threading layer.
+        """
+        table = self.table
+        if table is None:  # "on-the-fly": the memberships of this chunk's words only
             rows, local_ids = np.unique(ids, return_inverse=True)
             table = np.ascontiguousarray(self._memberships_of(self._membership_words[rows]), dtype=np.float32)
-            _kernels.max_pool(table, local_ids.astype(np.int64, copy=False), offsets, out)
+            ids = local_ids.astype(np.int64, copy=False)
+        with _kernels.exclusive():
+            if self.memberships == "float16":
+                _kernels.max_pool_half(table.view(np.uint16), ids, offsets, out)
+            else:
+                _kernels.max_pool(table, ids, offsets, out)
 
     # -- persistence -----------------------------------------------------------------------------
 
@@ -218,6 +238,8 @@ class SFBoW:
         options = {"strategy": self.strategy, "normalize": self.normalize, "clip": self.clip,
                    "custom_tokenizer": self.tokenizer is not tokenize}
         arrays = {"words": words, "word_ends": word_ends, "vectors": self.vectors.matrix, "universe": self.universe}
+        if isinstance(self.vectors, SubwordVectors):
+            arrays.update(subword_members(self.vectors))
         _persistence.save_model_file(path, options, arrays)
 
     @classmethod
@@ -236,7 +258,7 @@ class SFBoW:
             warnings.warn(f"{path} was saved from a model with a custom tokenizer, which is not stored; "
                           "pass tokenizer= to load() or it encodes with the default tokenizer", stacklevel=2)
         try:  # the same checks as a model built in memory: finite values, shapes, no duplicate words
-            vectors = WordVectors(contents.words, contents.arrays["vectors"])
+            vectors = subword_vectors(contents) or WordVectors(contents.words, contents.arrays["vectors"])
             return cls.from_parts(vectors, contents.arrays["universe"], strategy=options["strategy"],
                                   normalize=options["normalize"], clip=options["clip"], tokenizer=tokenizer,
                                   memberships=memberships)
