@@ -17,10 +17,12 @@ from biasbench.metrics import (
     BootstrapEstimate,
     PairMetrics,
     bias_retained,
-    pair_metrics,
     crows_metrics,
+    mean_gap,
+    pair_metrics,
     paired_bootstrap,
     paired_difference,
+    preference_share,
     winobias_metrics,
 )
 from biasbench.winobias import WinoBiasPair, load_winobias_pairs, load_winobias_sentences
@@ -39,6 +41,8 @@ __all__ = [
     "load_swap_list",
     "load_winobias_pairs",
     "load_winobias_sentences",
+    "mean_gap",
+    "preference_share",
     "pair_metrics",
     "paired_bootstrap",
     "paired_difference",

@@ -23,8 +23,7 @@ __all__ = ["SwapList", "augment", "gendered_sentences", "load_swap_list"]
 _WORD = re.compile(r"[A-Za-z]+")
 # Words after which "her" is an object pronoun ("him"), not a possessive ("his").
 _AFTER_OBJECT_HER = frozenset(
-    "the a an to that and or but with for about at in on from this these those as up out off back down so "
-    "when if because by into over after before while than through again not".split()
+    ["the", "a", "an", "to", "that", "and", "or", "but", "with", "for", "about", "at", "in", "on", "from", "this", "these", "those", "as", "up", "out", "off", "back", "down", "so", "when", "if", "because", "by", "into", "over", "after", "before", "while", "than", "through", "again", "not"]
 )
 
 
