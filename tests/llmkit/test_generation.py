@@ -1,0 +1,99 @@
+"""Batched generation on the real SmolLM2: equal to one-at-a-time and to transformers' own generate, per-row
+stop strings, lengths, seeded sampling and the errors."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from llmkit.generation import Prompt, generate, render_prompt  # noqa: E402
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+
+
+def chat(question: str, **kwargs) -> Prompt:
+    return Prompt([SYSTEM, {"role": "user", "content": question}], **kwargs)
+
+
+PROMPTS = [chat("What is the capital of France?"), chat("Name one colour."),
+           chat("Write a short sentence about a dog who likes to swim in the lake every summer morning.")]
+
+
+@pytest.fixture(scope="module")
+def greedy_batch(smollm2):
+    return generate(smollm2, PROMPTS, max_new_tokens=8)
+
+
+def test_batch_equals_one_at_a_time_and_transformers_generate(smollm2, greedy_batch):
+    for prompt, batched in zip(PROMPTS, greedy_batch):
+        alone = generate(smollm2, [prompt], max_new_tokens=8)[0]
+        ids = smollm2.tokenizer(render_prompt(smollm2.tokenizer, prompt), return_tensors="pt",
+                                add_special_tokens=False)
+        with torch.no_grad():
+            reference = smollm2.model.generate(**ids, max_new_tokens=8, do_sample=False)
+        expected = smollm2.tokenizer.decode(reference[0, ids.input_ids.shape[1]:], skip_special_tokens=True)
+        assert batched.text == alone.text == expected
+        assert batched.prompt_tokens == alone.prompt_tokens == ids.input_ids.shape[1]
+        assert batched.completion_tokens == alone.completion_tokens
+
+
+def test_counts_reasons_and_seconds(greedy_batch):
+    paris, _, dog = greedy_batch
+    assert "Paris" in paris.text and paris.finish_reason == "eos" and paris.completion_tokens <= 8
+    assert dog.finish_reason == "length" and dog.completion_tokens == 8
+    assert all(c.seconds > 0 for c in greedy_batch) and dog.seconds >= paris.seconds
+
+
+def test_per_row_stop_strings_cut_at_the_first_one(smollm2, greedy_batch):
+    full = greedy_batch[0].text  # "The capital of France is Paris."
+    rows = [chat("What is the capital of France?", stop=["Paris", "France"]),
+            chat("What is the capital of France?", stop=["Paris"]),
+            chat("What is the capital of France?")]
+    first, second, plain = generate(smollm2, rows, max_new_tokens=8)
+    assert (first.text, first.stop, first.finish_reason) == (full[:full.index("France")], "France", "stop")
+    assert (second.text, second.stop) == (full[:full.index("Paris")], "Paris")
+    assert first.completion_tokens < second.completion_tokens < plain.completion_tokens
+    assert plain.text == full and plain.stop is None
+
+
+def test_prefill_is_continued_not_repeated(smollm2):
+    plain = generate(smollm2, [chat("What is the capital of France?")], max_new_tokens=8)[0]
+    prefilled = generate(smollm2, [chat("What is the capital of France?", prefill="The capital")],
+                         max_new_tokens=8)[0]
+    assert not prefilled.text.startswith("The capital")
+    assert plain.text.startswith("The capital" + prefilled.text[:5])
+    assert prefilled.prompt_tokens > plain.prompt_tokens
+
+
+def test_plain_text_prompt(smollm2):
+    (out,) = generate(smollm2, [Prompt("The capital of France is")], max_new_tokens=3)
+    assert "Paris" in out.text
+
+
+def test_seeded_sampling_is_reproducible_and_private(smollm2):
+    rows = [chat("Tell me a story.")] * 2
+    first = generate(smollm2, rows, max_new_tokens=10, temperature=1.0, seed=7)
+    torch.manual_seed(123)  # the global generator must not matter
+    again = generate(smollm2, rows, max_new_tokens=10, temperature=1.0, seed=7, top_p=1.0)
+    other = generate(smollm2, rows, max_new_tokens=10, temperature=1.0, seed=8)
+    assert [c.text for c in first] == [c.text for c in again]
+    assert [c.text for c in first] != [c.text for c in other]
+    nucleus = generate(smollm2, rows, max_new_tokens=10, temperature=1.0, top_p=1e-6, seed=1)
+    greedy = generate(smollm2, rows[:1], max_new_tokens=10)[0]
+    assert nucleus[0].text == nucleus[1].text == greedy.text  # a tiny nucleus is the argmax
+
+
+def test_bad_input(smollm2):
+    assert generate(smollm2, [], max_new_tokens=4) == []
+    with pytest.raises(ValueError, match="must not be empty"):
+        generate(smollm2, [Prompt([])])
+    with pytest.raises(ValueError, match=r"prompts\[0\]\.stop"):
+        generate(smollm2, [chat("Hi", stop="</q>")])
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(smollm2, [chat("Hi")], max_new_tokens=0)
+    with pytest.raises(ValueError, match="temperature"):
+        generate(smollm2, [chat("Hi")], temperature=-1.0)
+    with pytest.raises(ValueError, match=r"prompts\[1\] has \d+ tokens.*context of 8192"):
+        generate(smollm2, [chat("Hi"), chat("word " * 9000)])
