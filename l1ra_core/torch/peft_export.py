@@ -1,23 +1,23 @@
 """Export L1RA adapters as a standard PEFT LoRA adapter, loadable with ``peft.PeftModel.from_pretrained``.
 
-The gates are folded into A (A' = diag(c) A), each module gets its own rank through ``rank_pattern``, and
-``alpha_pattern`` sets alpha_i = alpha * r_i / r0 so that PEFT's per-module scale alpha_i / r_i equals the
-L1RA scale alpha / r0. PEFT itself is not needed to export.
+The gates are folded into A (A' = diag(c) A); the config, with each module's rank and alpha, is
+``l1ra_core.peft_config.peft_lora_config``. PEFT itself is not needed to export.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from l1ra_core.config import L1RAConfig
+from l1ra_core.peft_config import peft_lora_config
 from shared_utils.atomic import atomic_write_text, atomic_write_via
-from .config import L1RAConfig
+
 from .model import adapter_layers
 
 __all__ = ["export_peft"]
@@ -38,7 +38,7 @@ def export_peft(
 
     Args:
         model: the model carrying L1RA adapters (not wrapped in a PEFT model).
-        config: the run's configuration (alpha, r0, dropout).
+        config: the run's configuration (alpha, initial_rank, dropout).
         directory: output directory, created if needed.
         base_model_name_or_path: recorded in the PEFT config, e.g. the Hub id of the base model.
         task_type: PEFT task type (e.g. ``"FEATURE_EXTRACTION"``); ``None`` loads with a plain ``PeftModel``.
@@ -64,37 +64,16 @@ def export_peft(
             folded = layer.gate[:, None] * layer.lora_A.float()  # the gate is float32
             tensors[f"{prefix}.lora_A.weight"] = folded.to(layer.lora_A.dtype).cpu().contiguous()
             tensors[f"{prefix}.lora_B.weight"] = layer.lora_B.detach().cpu().contiguous()
-    # PEFT (0.21) looks a module up in rank_pattern / alpha_pattern with
-    # re.match(rf"(.*\.)?({key})$", name), a suffix match: key "a\.x" would also give module "z.a.x" the
-    # rank of "a.x". A leading "^" anchors the key at the start of the name, so each key matches exactly
-    # its own module. target_modules as a list is a suffix match too (PEFT would wrap modules L1RA never
-    # adapted); as a string it is a regex that must match the whole name: one alternation of the names.
-    names = sorted(adapters)
-    peft_config = {
-        "peft_type": "LORA",
-        "task_type": task_type,
-        "base_model_name_or_path": base_model_name_or_path,
-        "r": config.r,
-        "lora_alpha": config.alpha,
-        "lora_dropout": config.dropout,
-        "target_modules": "|".join(re.escape(name) for name in names),
-        "rank_pattern": {_anchored(name): adapters[name].rank for name in names},
-        "alpha_pattern": {_anchored(name): config.alpha * adapters[name].rank / config.r for name in names},
-        "fan_in_fan_out": conv1d.pop(),
-        "bias": "none",
-        "use_rslora": False,
-        "use_dora": False,
-        "init_lora_weights": True,
-        "inference_mode": True,
-        "modules_to_save": None,
-    }
+    peft_config = peft_lora_config(
+        config,
+        {name: layer.rank for name, layer in adapters.items()},
+        fan_in_fan_out=conv1d.pop(),
+        base_model_name_or_path=base_model_name_or_path,
+        task_type=task_type,
+    )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_via(directory / "adapter_model.safetensors", lambda tmp: save_file(tensors, str(tmp)))
     atomic_write_text(directory / "adapter_config.json", json.dumps(peft_config, indent=2, sort_keys=True) + "\n")
     return directory
 
-
-def _anchored(name: str) -> str:
-    """A PEFT pattern key that matches the module ``name`` and no other (see the comment in export_peft)."""
-    return "^" + re.escape(name)

@@ -7,24 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from l1ra_core import RankReport, rank_report
+from l1ra_core import rank_report
 from shared_utils.atomic import atomic_write_via
-from l1ra_core.report import _layer_label
 
-__all__ = ["module_type", "plot_rank_heatmap", "report_ranks"]
-
-
-def module_type(name: str) -> str:
-    """The part of a qualified name after its layer index: ``encoder.layer.3.attention.output.dense`` ->
-    ``attention.output.dense`` (the last component alone would merge the three ``dense`` layers)."""
-    parts = name.split(".")
-    index = next((i for i, part in enumerate(parts) if part.isdigit()), None)
-    return name if index is None or index == len(parts) - 1 else ".".join(parts[index + 1 :])
-
-
-def report_ranks(ranks: Mapping[str, int]) -> RankReport:
-    """``l1ra_core.rank_report`` of ``ranks`` with :func:`module_type` as the module type."""
-    return rank_report(dict(ranks), module_type=module_type)
+__all__ = ["plot_rank_heatmap"]
 
 
 def plot_rank_heatmap(
@@ -40,8 +26,8 @@ def plot_rank_heatmap(
         raise ImportError("plotting rank heatmaps needs matplotlib: pip install sfbow[plot]") from exc
     if not ranks:
         raise ValueError("no ranks to plot; pass controller.ranks or rank_pattern(model)")
-    report = report_ranks(ranks)
-    layers = [_layer_label(layer) for layer in report.layers]
+    report = rank_report(ranks)
+    layers = report.layer_labels
     kinds = list(report.module_types)
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(kinds), 1.2 + 0.45 * len(layers)))
     try:

@@ -179,10 +179,11 @@ def test_argument_errors_name_the_argument(kwargs, error, match):
         ({1: [1.0]}, TypeError, "keys must be adapter names"),
         ({"a": [1.0], "b": []}, ValueError, r"gates\['b'\] is empty"),
         ({"a": [1.0], "b": 1.0}, ValueError, r"gates\['b'\] must be a 1-D array"),
+        ({"a": [1.0], "b": [[1.0], [2.0, 3.0]]}, TypeError, r"gates\['b'\] cannot be read as a NumPy array"),
         ({"a": [1.0], "b": [[1.0, 2.0]]}, ValueError, r"gates\['b'\] must be a 1-D array.*shape \(1, 2\)"),
         ({"a": [[1.0]], "b": [[1.0]]}, ValueError, r"gates\['a'\] must be a 1-D array"),
-        ({"a": [1.0], "b": ["x"]}, ValueError, r"gates\['b'\] must be a 1-D array of real numbers"),
-        ({"a": [1.0], "b": [1j]}, ValueError, r"gates\['b'\] must be a 1-D array of real numbers"),
+        ({"a": [1.0], "b": ["x"]}, TypeError, r"gates\['b'\] must hold real numbers"),
+        ({"a": [1.0], "b": [1j]}, TypeError, r"gates\['b'\] must hold real numbers"),
         ({"a": [1.0], "b": [1.0, np.nan]}, ValueError, r"gates\['b'\] contains NaN or inf"),
         ({"a": [np.inf], "b": [1.0]}, ValueError, r"gates\['a'\] contains NaN or inf"),
     ],
@@ -190,3 +191,22 @@ def test_argument_errors_name_the_argument(kwargs, error, match):
 def test_gate_errors_name_the_adapter(gates, error, match):
     with pytest.raises(error, match=match):
         allocate(gates, budget=4)
+
+
+@pytest.mark.parametrize(
+    ("budget", "max_rank", "error", "match"),
+    [
+        (2**63, None, ValueError, r"budget must be an int <= 4611686018427387904, got 9223372036854775808"),
+        (10**30, None, ValueError, "budget must be an int <= "),
+        (10**18, {"a": 10**18, "b": 2**70, "c": 1}, None, None),  # caps beyond int64 are clipped, not overflowed
+        (4 * 10**18, {"a": 10**18, "b": 10**18, "c": 10**18}, ValueError, "exceeds the total capacity 3000000000000000000"),
+    ],
+)
+def test_huge_budgets_get_clear_errors_or_exact_plans(budget, max_rank, error, match):
+    gates = {"a": [1.0, 0.5], "b": [1.0], "c": [0.0]}
+    if error is None:
+        plan = allocate(gates, budget, max_rank=max_rank)
+        assert plan.total_rank == budget and plan.ranks["c"] == 1
+    else:
+        with pytest.raises(error, match=match):
+            allocate(gates, budget, max_rank=max_rank)

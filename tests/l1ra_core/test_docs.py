@@ -18,6 +18,13 @@ def test_the_doc_has_examples():
 
 @pytest.mark.parametrize("code", EXAMPLES, ids=[f"example{i}" for i in range(len(EXAMPLES))])
 def test_example_runs(code, capsys):
-    if "import torch" in code:
-        pytest.importorskip("torch")
+    for framework in ("torch", "jax"):
+        if f"import {framework}" in code:
+            pytest.importorskip(framework)
     exec(compile(code, str(DOC), "exec"), {"__name__": "__doc_example__"})
+
+
+def test_the_performance_table_is_the_committed_benchmark_result():
+    results = (DOC.parents[1] / "benchmarks" / "results" / "allocate.md").read_text()
+    table = results.split("\n\n", 1)[1].strip()  # the table and its note, below the title
+    assert table in DOC.read_text(), "paste benchmarks/results/allocate.md into docs/l1ra_core.md#performance"

@@ -87,7 +87,7 @@ def test_prox_elastic_net_without_l2_is_prox_l1(x, step, lam):
 def test_l1ra_gate_step_keeps_gates_in_the_unit_interval():
     gates = np.array([1.0, 0.6, 0.002, -0.1, 1.3])
     np.testing.assert_allclose(
-        prox_l1(gates, step=0.01, lam=0.5, nonnegative=True, upper=1.0), [0.995, 0.595, 0.0, 0.0, 1.0]
+        prox_l1(gates, lr=0.01, l1_lambda=0.5, nonnegative=True, upper=1.0), [0.995, 0.595, 0.0, 0.0, 1.0]
     )
     np.testing.assert_allclose(prox_l1(gates, 0.01, 0.5, upper=1.0), [0.995, 0.595, 0.0, -0.095, 1.0])
 
@@ -112,17 +112,19 @@ def test_out_works_on_a_torch_tensor_through_numpy():
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda: soft_threshold([1.0], -0.1), ValueError, "t must be finite and >= 0"),
-        (lambda: soft_threshold([1.0], np.nan), ValueError, "t must be finite"),
-        (lambda: soft_threshold([1.0], "0.1"), TypeError, "t must be a real number"),
+        (lambda: soft_threshold([1.0], -0.1), ValueError, "threshold must be finite and >= 0"),
+        (lambda: soft_threshold([1.0], np.nan), ValueError, "threshold must be finite"),
+        (lambda: soft_threshold([1.0], "0.1"), TypeError, "threshold must be a real number"),
         (lambda: soft_threshold(["a"], 0.1), TypeError, "x must hold real numbers"),
-        (lambda: prox_l1([1.0], -1.0, 0.1), ValueError, "step must be finite and >= 0"),
-        (lambda: prox_l1([1.0], 0.1, np.inf), ValueError, "lam must be finite and >= 0"),
-        (lambda: prox_l1([1.0], 0.1, True), TypeError, "lam must be a real number"),
+        (lambda: prox_l1([1.0], -1.0, 0.1), ValueError, "lr must be finite and >= 0"),
+        (lambda: prox_l1([1.0], 0.1, np.inf), ValueError, "l1_lambda must be finite and >= 0"),
+        (lambda: prox_l1([1.0], 0.1, True), TypeError, "l1_lambda must be a real number"),
         (lambda: prox_l1([1.0], 0.1, 0.1, upper=-1.0), ValueError, "upper must be finite and >= 0"),
-        (lambda: prox_elastic_net([1.0], 0.1, 0.1, -2.0), ValueError, "l2 must be finite and >= 0"),
+        (lambda: prox_elastic_net([1.0], 0.1, 0.1, -2.0), ValueError, "l2_lambda must be finite and >= 0"),
         (lambda: prox_l1(np.ones(2), 0.1, 0.1, out=np.ones(3)), ValueError, r"out has shape \(3,\)"),
         (lambda: prox_l1(np.ones(2), 0.1, 0.1, out=[0.0, 0.0]), TypeError, "out must be a NumPy array"),
+        (lambda: prox_l1(np.ones(2), 0.1, 0.1, out=np.ones(2, dtype=int)), TypeError, "out must have a floating"),
+        (lambda: prox_l1([1, 2], 0.1, 0.1, out=np.array([1, 2])), TypeError, "integer out would truncate"),
     ],
 )
 def test_errors_name_the_argument(call, error, match):

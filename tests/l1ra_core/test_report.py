@@ -18,16 +18,27 @@ RANKS = {
 }
 
 
-def test_groups_by_layer_number_and_last_name_component():
+KEY, QUERY, OUT, POOLER = "attention.self.key", "attention.self.query", "output.dense", "pooler.dense"
+
+
+def test_groups_by_layer_number_and_what_follows_it():
     report = rank_report(RANKS)
     assert isinstance(report, RankReport)
     assert report.layers == (0, 1, 10, None)  # numeric order; unmatched names last
-    assert report.module_types == ("dense", "key", "query")
-    assert report.grid.tolist() == [[0, 2, 4], [0, 0, 6], [8, 0, 0], [1, 0, 0]]
+    assert report.module_types == (KEY, QUERY, OUT, POOLER)  # unmatched names are their own type
+    assert report.grid.tolist() == [[2, 4, 0, 0], [0, 6, 0, 0], [0, 0, 8, 0], [0, 0, 0, 1]]
     assert report.by_layer == {0: 6, 1: 6, 10: 8, None: 1}
-    assert report.by_module_type == {"dense": 9, "key": 2, "query": 10}
+    assert report.by_module_type == {KEY: 2, QUERY: 10, OUT: 8, POOLER: 1}
+    assert report.layer_labels == ["0", "1", "10", "-"]
     assert report.total == 21
     assert not report.grid.flags.writeable
+
+
+def test_the_default_grouping_keeps_the_dense_layers_of_a_block_apart():
+    report = rank_report({"encoder.layer.3.attention.output.dense": 2, "encoder.layer.3.output.dense": 5,
+                          "0.fc": 1, "blocks.1": 4})
+    assert report.by_module_type == {"attention.output.dense": 2, "output.dense": 5, "fc": 1, "blocks.1": 4}
+    assert report.by_layer == {0: 1, 3: 7, None: 4}  # a leading "0." is a layer; a trailing ".1" is not
 
 
 def test_custom_module_type_and_layer_pattern():
@@ -54,7 +65,7 @@ def test_exports():
     assert as_dict["grid"] == report.grid.tolist()
     records = report.to_records()
     assert records[0] == {
-        "name": "encoder.layer.0.attention.self.key", "layer": 0, "module_type": "key", "rank": 2
+        "name": "encoder.layer.0.attention.self.key", "layer": 0, "module_type": KEY, "rank": 2
     }
     assert len(records) == len(RANKS)
 
@@ -62,7 +73,7 @@ def test_exports():
 def test_records_make_a_dataframe():
     pandas = pytest.importorskip("pandas")
     frame = pandas.DataFrame(rank_report(RANKS).to_records())
-    assert frame.groupby("module_type")["rank"].sum().to_dict() == {"dense": 9, "key": 2, "query": 10}
+    assert frame.groupby("module_type")["rank"].sum().to_dict() == {KEY: 2, QUERY: 10, OUT: 8, POOLER: 1}
 
 
 def test_table():
@@ -76,7 +87,7 @@ def test_table():
             "total      9    2     10     21",
         ]
     )
-    report = rank_report(RANKS)
+    report = rank_report(RANKS, module_type=lambda name: name.rsplit(".", 1)[-1])
     assert report.table() == expected
     assert str(report) == expected
 
@@ -88,6 +99,7 @@ def test_table():
         (lambda: rank_report({"a.q": -1}), ValueError, "rank of 'a.q' must be an int >= 0"),
         (lambda: rank_report({"a.q": 1.5}), TypeError, "rank of 'a.q' must be an int"),
         (lambda: rank_report({"a.q": 1}, module_type=len), TypeError, r"module_type\('a.q'\) must return"),
+        (lambda: rank_report({5: 3}), TypeError, "adapter names must be str, got int 5"),
     ],
 )
 def test_errors(call, error, match):

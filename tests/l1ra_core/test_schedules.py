@@ -1,10 +1,10 @@
-"""Tests for ReallocationSchedule and lambda_schedule."""
+"""Tests for ReallocationSchedule."""
 
 from __future__ import annotations
 
 import pytest
 
-from l1ra_core import ReallocationSchedule, lambda_schedule
+from l1ra_core import ReallocationSchedule
 
 
 def due_steps(schedule: ReallocationSchedule, last: int) -> list[int]:
@@ -12,48 +12,42 @@ def due_steps(schedule: ReallocationSchedule, last: int) -> list[int]:
 
 
 def test_every_interval_steps_never_at_step_zero():
-    schedule = ReallocationSchedule(interval=10)
+    schedule = ReallocationSchedule(update_interval=10)
     assert schedule.period == 10
     assert due_steps(schedule, 35) == [10, 20, 30]
 
 
 def test_fraction_of_total_steps():
-    schedule = ReallocationSchedule(fraction=0.05, total_steps=1000)
+    schedule = ReallocationSchedule(update_fraction=0.05, total_steps=1000)
     assert schedule.period == 50
     assert due_steps(schedule, 160) == [50, 100, 150]
-    assert ReallocationSchedule(fraction=0.1, total_steps=25).period == 2  # round(2.5), ties to even
+    assert ReallocationSchedule(update_fraction=0.1, total_steps=25).period == 2  # round(2.5), ties to even
 
 
 def test_nothing_is_due_during_warmup():
-    schedule = ReallocationSchedule(interval=10, warmup=20)
+    schedule = ReallocationSchedule(update_interval=10, warmup_steps=20)
     assert due_steps(schedule, 50) == [30, 40, 50]
 
 
 def test_total_steps_may_accompany_an_interval():
-    assert ReallocationSchedule(interval=7, total_steps=100).period == 7
-
-
-def test_lambda_schedule_constant_and_linear_warmup():
-    assert lambda_schedule(0, 0.1) == 0.1
-    assert lambda_schedule(500, 0.1) == 0.1
-    assert [lambda_schedule(step, 1.0, warmup_steps=4) for step in range(7)] == [0, 0.25, 0.5, 0.75, 1, 1, 1]
+    assert ReallocationSchedule(update_interval=7, total_steps=100).period == 7
 
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({}, ValueError, "exactly one of interval"),
-        ({"interval": 5, "fraction": 0.1, "total_steps": 100}, ValueError, "exactly one of interval"),
-        ({"interval": 0}, ValueError, "interval must be an int >= 1"),
-        ({"interval": 2.5}, TypeError, "interval must be an int"),
-        ({"fraction": 0.1}, ValueError, "fraction needs total_steps"),
-        ({"fraction": 0.0, "total_steps": 100}, ValueError, r"fraction must be in \(0, 1\]"),
-        ({"fraction": 1.5, "total_steps": 100}, ValueError, r"fraction must be in \(0, 1\]"),
-        ({"fraction": float("nan"), "total_steps": 100}, ValueError, "fraction must be finite"),
-        ({"fraction": "0.1", "total_steps": 100}, TypeError, "fraction must be a real number"),
-        ({"fraction": 0.01, "total_steps": 20}, ValueError, "rounds to 0 steps"),
-        ({"fraction": 0.1, "total_steps": 0}, ValueError, "total_steps must be an int >= 1"),
-        ({"interval": 5, "warmup": -1}, ValueError, "warmup must be an int >= 0"),
+        ({}, ValueError, "exactly one of update_interval"),
+        ({"update_interval": 5, "update_fraction": 0.1, "total_steps": 100}, ValueError, "exactly one of update_interval"),
+        ({"update_interval": 0}, ValueError, "update_interval must be an int >= 1"),
+        ({"update_interval": 2.5}, TypeError, "update_interval must be an int"),
+        ({"update_fraction": 0.1}, ValueError, "update_fraction needs total_steps"),
+        ({"update_fraction": 0.0, "total_steps": 100}, ValueError, "update_fraction must be finite and > 0 and <= 1"),
+        ({"update_fraction": 1.5, "total_steps": 100}, ValueError, "update_fraction must be finite and > 0 and <= 1"),
+        ({"update_fraction": float("nan"), "total_steps": 100}, ValueError, "update_fraction must be finite"),
+        ({"update_fraction": "0.1", "total_steps": 100}, TypeError, "update_fraction must be a real number"),
+        ({"update_fraction": 0.01, "total_steps": 20}, ValueError, "rounds to 0 steps"),
+        ({"update_fraction": 0.1, "total_steps": 0}, ValueError, "total_steps must be an int >= 1"),
+        ({"update_interval": 5, "warmup_steps": -1}, ValueError, "warmup_steps must be an int >= 0"),
     ],
 )
 def test_schedule_errors_name_the_argument(kwargs, error, match):
@@ -64,18 +58,17 @@ def test_schedule_errors_name_the_argument(kwargs, error, match):
 @pytest.mark.parametrize(("step", "error"), [(-1, ValueError), (1.0, TypeError), (None, TypeError)])
 def test_is_due_rejects_bad_steps(step, error):
     with pytest.raises(error, match="step must be an int"):
-        ReallocationSchedule(interval=5).is_due(step)
+        ReallocationSchedule(update_interval=5).is_due(step)
 
 
-@pytest.mark.parametrize(
-    ("args", "error", "match"),
-    [
-        ((-1, 0.1), ValueError, "step must be an int >= 0"),
-        ((1, -0.1), ValueError, "lam must be finite and >= 0"),
-        ((1, 0.1, -5), ValueError, "warmup_steps must be an int >= 0"),
-        ((1, 0.1, 2.0), TypeError, "warmup_steps must be an int"),
-    ],
-)
-def test_lambda_schedule_errors_name_the_argument(args, error, match):
-    with pytest.raises(error, match=match):
-        lambda_schedule(*args)
+def test_a_config_and_its_schedule_share_the_validation():
+    from l1ra_core import L1RAConfig
+
+    config = L1RAConfig(target_modules=["q"], update_fraction=0.1, warmup_steps=3)
+    assert config.schedule(total_steps=100) == ReallocationSchedule(
+        update_fraction=0.1, total_steps=100, warmup_steps=3
+    )
+    with pytest.raises(ValueError, match="rounds to 0 steps"):
+        config.schedule(total_steps=4)
+    with pytest.raises(ValueError, match="rounds to 0 steps"):
+        L1RAConfig(target_modules=["q"], update_fraction=0.1, total_steps=4)

@@ -143,11 +143,11 @@ A23, B42 = np.ones((2, 3)), np.ones((4, 2))
         (lambda: adapter_singular_values(np.ones(3), B42), ValueError, "A must be r x in"),
         (lambda: adapter_singular_values(A23, B42, [1.0]), ValueError, r"gates must have shape \(2,\)"),
         (lambda: adapter_singular_values(A23 * np.nan, B42), ValueError, "must be finite"),
-        (lambda: truncate_adapter(A23, B42, 3), ValueError, "k=3 exceeds the adapter's rank r=2"),
-        (lambda: truncate_adapter(A23, B42, -1), ValueError, "k must be an int >= 0"),
+        (lambda: truncate_adapter(A23, B42, 3), ValueError, "rank=3 exceeds the adapter's rank r=2"),
+        (lambda: truncate_adapter(A23, B42, -1), ValueError, "rank must be an int >= 0"),
         (lambda: energy_kept([1.0, -1.0], 1), ValueError, "singular values must be a 1-D array"),
         (lambda: energy_kept([[1.0]], 1), ValueError, "singular values must be a 1-D array"),
-        (lambda: energy_kept([1.0], 1.5), TypeError, "k must be an int"),
+        (lambda: energy_kept([1.0], 1.5), TypeError, "rank must be an int"),
         (lambda: spectral_budget({}, 1), ValueError, "adapters is empty"),
         (lambda: spectral_budget([(A23, B42)], 1), TypeError, "adapters must be a mapping"),
         (lambda: spectral_budget({"m": B42}, 1), TypeError, r"adapters\['m'\] must be a tuple"),
@@ -169,3 +169,39 @@ def test_factors_may_be_any_sequence_not_only_tuples():
     assert energy_kept([A, np.diag([3.0, 4.0, 0.0])], 1) == energy_kept((A, np.diag([3.0, 4.0, 0.0])), 1)
     with pytest.raises(TypeError, match=r"adapters\['m'\] must be a tuple or other sequence"):
         spectral_budget({"m": "AB"}, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(factors(), st.integers(-250, 250), st.integers(-250, 250))
+def test_factors_near_the_float64_limits_give_exact_fractions_and_spectra(abc, a_exponent, b_exponent):
+    """Scaling A by 10**a and B by 10**b scales every singular value by 10**(a + b) and leaves the energy
+    fractions alone, even where forming the core directly would overflow or underflow."""
+    A, B, gates = abc
+    scale_a, scale_b = 10.0**a_exponent, 10.0**b_exponent
+    reference = adapter_singular_values(A, B, gates)
+    for rank in range(len(reference) + 1):
+        assert energy_kept((A * scale_a, B * scale_b, gates), rank) == pytest.approx(
+            energy_kept((A, B, gates), rank), abs=1e-9
+        )
+    if abs(a_exponent + b_exponent) < 290:
+        np.testing.assert_allclose(
+            adapter_singular_values(A * scale_a, B * scale_b, gates) / 10.0 ** (a_exponent + b_exponent),
+            reference, rtol=1e-9, atol=1e-9 * reference.max(initial=0.0),
+        )
+    else:  # beyond float64: a clear error, or finite (underflowing) values, never NaN
+        try:
+            sigma = adapter_singular_values(A * scale_a, B * scale_b, gates)
+        except ValueError as error:
+            assert "exceed float64's range" in str(error)
+        else:
+            assert np.isfinite(sigma).all()
+
+
+def test_the_issue_example_of_factors_near_1e200():
+    A, B = np.eye(2, 3) * 1e200, np.eye(3, 2) * 1e200
+    assert energy_kept((A, B, np.array([3.0, 4.0])), 1) == pytest.approx(16 / 25)
+    with pytest.raises(ValueError, match="exceed float64's range"):
+        adapter_singular_values(A, B)
+    a_k, b_k = truncate_adapter(A, B / 1e200, 1, np.array([3.0, 4.0]))
+    assert np.isfinite(a_k).all() and np.isfinite(b_k).all()
+    np.testing.assert_allclose(np.linalg.norm(b_k @ (a_k / 1e200)), 4.0)

@@ -71,6 +71,6 @@ def minilm(minilm_path):
 def sts_train(stsb_dir: Path):
     """The first 64 STS-B train pairs: (left, right, scores). ``stsb_dir`` (tests/conftest.py) skips the
     test with a clear reason when the data is absent."""
-    from l1ra_core.torch._sts import read_sts
+    from benchmarks.sts_training import read_sts
 
     return read_sts(stsb_dir / "sts-train.csv", limit=64)

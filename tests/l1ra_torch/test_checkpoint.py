@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
+from l1ra_core import L1RAConfig
 from l1ra_core.torch import (
-    L1RAConfig,
     L1RAController,
     adapter_layers,
     inject_adapters,
@@ -23,7 +23,7 @@ from .conftest import TinyNet
 
 
 def _config(**kwargs) -> L1RAConfig:
-    return L1RAConfig(target_modules=["up", "down"], r=4, alpha=8.0, update_interval=3, gate_lr=0.05,
+    return L1RAConfig(target_modules=["up", "down"], initial_rank=4, alpha=8.0, update_interval=3, gate_lr=0.05,
                       l1_lambda=1.0, seed=7, init_seed=0, **kwargs)
 
 
@@ -140,12 +140,18 @@ def test_files_are_written_atomically(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t.pop("blocks.1.down.gate"), r"lacks tensors \['blocks.1.down.gate'\]"),
-        (lambda t: t.update({"blocks.0.up.extra": torch.zeros(2)}), r"unknown tensors \['blocks.0.up.extra'\]"),
-        (lambda t: t.update({"blocks.1.down.lora_B": torch.zeros(16, 3)}), r"wrong shape.*blocks.1.down.lora_B"),
+        (lambda t: t.pop("blocks.1.down.gate"), r"lacks \['blocks.1.down.gate'\]"),
+        (lambda t: t.update({"blocks.0.up.extra": torch.zeros(2)}), r"unknown \['blocks.0.up.extra'\]"),
+        (lambda t: t.update({"blocks.1.down.lora_B": torch.zeros(16, 3)}), r"blocks.1.down.lora_B is F32 \(16, 3\)"),
+        (lambda t: t.update({"blocks.0.up.lora_A": t["blocks.0.up.lora_A"].long()}), r"lora_A is I64"),
+        (lambda t: t.update({"blocks.0.up.gate": t["blocks.0.up.gate"].double()}), r"gate is F64"),
+        (lambda t: t.update({"blocks.0.up.lora_B": t["blocks.0.up.lora_B"] * float("nan")}), r"lora_B has NaN"),
+        (lambda t: t.update({"blocks.0.up.lora_A": t["blocks.0.up.lora_A"].double() * 1e300}), "lora_A has NaN or inf"),
+        (lambda t: t.update({"blocks.0.up.gate": torch.full_like(t["blocks.0.up.gate"], -5.0)}), r"outside \[0, 1\] \(min -5\)"),
     ],
 )
-def test_a_bad_weights_file_leaves_the_model_untouched(tmp_path, edit, message):
+def test_a_crafted_weights_file_is_refused_and_leaves_the_model_untouched(tmp_path, edit, message):
+    """Files edited with recomputed checksums, as an attacker would: every check still holds."""
     from safetensors.torch import load_file, save_file
 
     config = _config()
@@ -155,11 +161,23 @@ def test_a_bad_weights_file_leaves_the_model_untouched(tmp_path, edit, message):
     tensors = load_file(str(path))
     edit(tensors)
     save_file(tensors, str(path))
+    resign(tmp_path)
     fresh = TinyNet()
     with pytest.raises(ValueError, match=message):
         load_adapters(fresh, tmp_path)
     assert not adapter_layers(fresh), "a failed load leaves the model untouched"
     assert all(p.requires_grad for p in fresh.parameters())
+
+
+def resign(directory):
+    """Recompute the checksums of an edited adapter directory, so that only the content checks remain."""
+    from l1ra_core.adapter_files import _metadata_digest, file_digest
+
+    path = directory / "l1ra_config.json"
+    meta = json.loads(path.read_text())
+    meta["weights_sha256"] = file_digest(directory / "l1ra_adapters.safetensors")
+    meta["metadata_sha256"] = _metadata_digest(meta)
+    path.write_text(json.dumps(meta))
 
 
 def test_a_failed_optimizer_load_leaves_the_controller_untouched(tmp_path):

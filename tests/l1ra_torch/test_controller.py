@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from l1ra_core.torch import L1RAConfig, L1RAController, adapter_layers, inject_adapters, merge_adapters
+from l1ra_core import L1RAConfig
+from l1ra_core.torch import (
+    L1RAController,
+    adapter_layers,
+    adapter_parameter_groups,
+    inject_adapters,
+    merge_adapters,
+)
 
 TARGETS = ["up", "down"]
 
 
-def _setup(net, device, optimizer_cls=torch.optim.AdamW, r=4, **config_kwargs):
+def _setup(net, device, optimizer_cls=torch.optim.AdamW, initial_rank=4, **config_kwargs):
     net.to(device)
-    config = L1RAConfig(target_modules=TARGETS, r=r, **{"update_interval": 1000, **config_kwargs})
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=initial_rank, **{"update_interval": 1000, **config_kwargs})
     inject_adapters(net, config)
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = optimizer_cls(params, lr=1e-2, **({"momentum": 0.9} if optimizer_cls is torch.optim.SGD else {}))
@@ -61,7 +69,7 @@ def test_proximal_step_never_synchronises_with_the_host(tiny_net, device, monkey
 
 @pytest.mark.parametrize("optimizer_cls", [torch.optim.AdamW, torch.optim.SGD])
 def test_reallocation_preserves_output_budget_and_optimizer_state(tiny_net, device, optimizer_cls):
-    config, optimizer, controller = _setup(tiny_net, device, optimizer_cls=optimizer_cls, r=4)
+    config, optimizer, controller = _setup(tiny_net, device, optimizer_cls=optimizer_cls, initial_rank=4)
     _train(tiny_net, optimizer, 3, device)
     layers = adapter_layers(tiny_net)
     pruned = layers["blocks.0.up"]
@@ -105,7 +113,7 @@ def test_schedule_runs_through_the_optimizer_hook(tiny_net):
 
 
 def test_manual_step_mode(tiny_net):
-    config = L1RAConfig(target_modules=TARGETS, r=2, update_interval=5, gate_lr=0.1, l1_lambda=1.0)
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=2, update_interval=5, gate_lr=0.1, l1_lambda=1.0)
     inject_adapters(tiny_net, config)
     optimizer = torch.optim.SGD([p for p in tiny_net.parameters() if p.requires_grad], lr=0.1)
     controller = L1RAController(tiny_net, config, optimizer, hook=False)
@@ -123,7 +131,7 @@ def test_manual_step_with_hook_is_refused(tiny_net):
 
 
 def test_optimizer_without_adapter_parameters_is_refused(tiny_net):
-    config = L1RAConfig(target_modules=TARGETS, r=2, update_interval=5)
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=2, update_interval=5)
     inject_adapters(tiny_net, config)
     optimizer = torch.optim.AdamW(tiny_net.head.parameters(), lr=1e-3)
     with pytest.raises(ValueError, match="does not hold the L1RA parameters.*after inject_adapters"):
@@ -157,14 +165,14 @@ def test_unresizable_optimizer_state_is_refused(tiny_net):
 
 @pytest.mark.parametrize(("budget", "message"), [(3, "below min_rank"), (10_000, "exceeds")])
 def test_bad_budget(tiny_net, budget, message):
-    config = L1RAConfig(target_modules=TARGETS, r=2, budget=budget, update_interval=5)
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=2, budget=budget, update_interval=5)
     inject_adapters(tiny_net, config)
     with pytest.raises(ValueError, match=message):
         L1RAController(tiny_net, config)
 
 
 def test_fraction_schedule_needs_total_steps(tiny_net):
-    config = L1RAConfig(target_modules=TARGETS, r=2, update_fraction=0.1)
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=2, update_fraction=0.1)
     inject_adapters(tiny_net, config)
     optimizer = torch.optim.AdamW([p for p in tiny_net.parameters() if p.requires_grad])
     with pytest.raises(ValueError, match="total_steps"):
@@ -196,7 +204,7 @@ def test_data_parallel_training_rebuilds_its_wrapper_on_resize(tiny_net, tmp_pat
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
-        config = L1RAConfig(target_modules=TARGETS, r=4, update_interval=2, gate_lr=0.3, l1_lambda=1.0)
+        config = L1RAConfig(target_modules=TARGETS, initial_rank=4, update_interval=2, gate_lr=0.3, l1_lambda=1.0)
         inject_adapters(tiny_net, config)
         optimizer = torch.optim.AdamW([p for p in tiny_net.parameters() if p.requires_grad], lr=1e-2)
         wrapper = {"ddp": DistributedDataParallel(tiny_net)}
@@ -244,7 +252,7 @@ def test_small_l1_steps_shrink_the_gates_of_a_bf16_model(tiny_net):
     ],
 )
 def test_optimizers_whose_fresh_state_is_not_zero_are_refused(tiny_net, make, message):
-    config = L1RAConfig(target_modules=TARGETS, r=4, update_interval=5)
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=4, update_interval=5)
     inject_adapters(tiny_net, config)
     optimizer = make([p for p in tiny_net.parameters() if p.requires_grad])
     with pytest.raises(ValueError, match=message):
@@ -252,14 +260,14 @@ def test_optimizers_whose_fresh_state_is_not_zero_are_refused(tiny_net, make, me
 
 
 def test_adagrad_with_zero_initial_accumulator_is_accepted(tiny_net):
-    config = L1RAConfig(target_modules=TARGETS, r=4, update_interval=5)
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=4, update_interval=5)
     inject_adapters(tiny_net, config)
     optimizer = torch.optim.Adagrad([p for p in tiny_net.parameters() if p.requires_grad], lr=1e-2)
     assert L1RAController(tiny_net, config, optimizer).optimizer is optimizer
 
 
 def test_reallocating_by_hand_before_the_first_step_keeps_the_initial_rank_log(tiny_net):
-    _, optimizer, controller = _setup(tiny_net, "cpu", r=4, budget=16)
+    _, optimizer, controller = _setup(tiny_net, "cpu", initial_rank=4, budget=16)
     initial = controller.ranks
     with torch.no_grad():
         adapter_layers(tiny_net)["blocks.0.up"].gate[:2] = 0.0
@@ -271,3 +279,23 @@ def test_reallocating_by_hand_before_the_first_step_keeps_the_initial_rank_log(t
     other = L1RAController(tiny_net, controller.config, optimizer, hook=False)
     other.load_state_dict(state)
     assert other.rank_log == {0: initial}
+
+
+def test_the_in_place_proximal_step_is_l1ra_core_prox_l1(tiny_net):
+    """The controller's foreach kernels compute exactly l1ra_core.prox_l1 with the box [0, 1], on any gates."""
+    from l1ra_core import prox_l1
+
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=8, update_interval=1000, l1_lambda=0.7)
+    inject_adapters(tiny_net, config)
+    optimizer = torch.optim.SGD(adapter_parameter_groups(tiny_net, lr=0.0, gate_lr=0.03), lr=0.0)
+    controller = L1RAController(tiny_net, config, optimizer, hook=False)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for layer in controller.adapters.values():  # values below 0, inside [0, lr * lambda], above 1
+            layer.gate.copy_(torch.rand(layer.rank, generator=generator) * 2.0 - 0.5)
+    before = {name: layer.gate.detach().numpy().copy() for name, layer in controller.adapters.items()}
+    optimizer.step()  # no gradients: nothing moves but the proximal step
+    controller.step()
+    for name, layer in controller.adapters.items():
+        expected = prox_l1(before[name], 0.03, 0.7, nonnegative=True, upper=1.0)
+        np.testing.assert_array_equal(layer.gate.detach().numpy(), expected)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from l1ra_core import AdapterPlan
 from l1ra_core.torch import L1RALayer
 
 
-def _trained_layer(device, dtype=torch.float32, rank=4, r0=4) -> L1RALayer:
+def _trained_layer(device, dtype=torch.float32, rank=4, initial_rank=4) -> L1RALayer:
     torch.manual_seed(0)
     base = nn.Linear(12, 10).to(device=device, dtype=dtype)
-    layer = L1RALayer(base, rank, r0, alpha=8.0)
+    layer = L1RALayer(base, rank, initial_rank, alpha=8.0)
     with torch.no_grad():
         layer.lora_B.normal_()
         layer.gate.uniform_(0.2, 1.0)
@@ -30,7 +32,7 @@ def test_fresh_adapter_is_identity_and_only_factors_train(device):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_forward_matches_formula_on_base_device_and_dtype(device, dtype):
-    layer = _trained_layer(device, dtype, rank=3, r0=6)
+    layer = _trained_layer(device, dtype, rank=3, initial_rank=6)
     x = torch.randn(2, 5, 12, device=device, dtype=dtype)
     expected = layer.base_layer(x) + (8.0 / 6) * x @ layer.lora_A.T @ torch.diag(layer.gate).to(dtype) @ layer.lora_B.T
     out = layer(x)
@@ -78,7 +80,7 @@ def test_resize_keeps_survivors_and_output(device):
     before = layer(x)
     old_a = layer.lora_A.detach().clone()
     keep = torch.tensor([0, 2, 4])
-    swaps = layer.resize(keep, 3, generator=torch.Generator().manual_seed(1))
+    swaps = layer.resize(AdapterPlan("x", 5, np.array([0, 2, 4]), 3), generator=torch.Generator().manual_seed(1))
     assert layer.rank == 6 and layer.lora_A.shape == (6, 12) and layer.lora_B.shape == (10, 6)
     torch.testing.assert_close(layer.lora_A[:3], old_a[keep.to(device)])
     assert torch.all(layer.gate[3:] == 1) and torch.all(layer.lora_B[:, 3:] == 0)
@@ -92,7 +94,14 @@ def test_resize_refuses_merged_adapter():
     layer = _trained_layer("cpu")
     layer.merge()
     with pytest.raises(RuntimeError, match="unmerge"):
-        layer.resize(torch.tensor([0]), 1)
+        layer.resize(AdapterPlan("x", 4, np.array([0]), 1))
+
+
+def test_resize_refuses_a_plan_for_another_rank():
+    layer = _trained_layer("cpu")
+    with pytest.raises(ValueError, match="expects rank 3, this adapter has 4"):
+        layer.resize(AdapterPlan("x", 3, np.array([0]), 1))
+    assert layer.rank == 4
 
 
 def test_rejects_unsupported_base():
@@ -101,7 +110,7 @@ def test_rejects_unsupported_base():
 
 
 def test_gate_is_float32_in_a_bf16_model_and_forward_merge_stay_correct():
-    layer = _trained_layer(torch.device("cpu"), torch.bfloat16, rank=3, r0=6)
+    layer = _trained_layer(torch.device("cpu"), torch.bfloat16, rank=3, initial_rank=6)
     assert layer.gate.dtype == torch.float32 and layer.lora_A.dtype == torch.bfloat16
     x = torch.randn(4, 12, dtype=torch.bfloat16)
     out = layer(x)
@@ -116,6 +125,6 @@ def test_gate_is_float32_in_a_bf16_model_and_forward_merge_stay_correct():
     torch.testing.assert_close(layer(x).float(), out.float(), rtol=3e-2, atol=3e-2)
     layer.unmerge()
     torch.testing.assert_close(layer.base_layer.weight, weight, rtol=2e-2, atol=2e-2)
-    swaps = layer.resize(torch.tensor([0, 2]), 2)
+    swaps = layer.resize(AdapterPlan("x", 3, np.array([0, 2]), 2))
     assert layer.gate.dtype == torch.float32 and layer.lora_A.dtype == layer.lora_B.dtype == torch.bfloat16
     assert len(swaps) == 3

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.sts_training import sts_loss
+from l1ra_core import L1RAConfig
 from l1ra_core.torch import (
-    L1RAConfig,
     L1RAController,
     adapter_layers,
     adapter_parameter_groups,
@@ -20,17 +21,16 @@ from l1ra_core.torch import (
     rank_pattern,
     save_adapters,
 )
-from l1ra_core.torch._sts import sts_loss
 
 TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 SENTENCES = ["A man is playing a guitar.", "Two dogs run across a snowy field.", "The stock market fell sharply."]
 
 
-def _perturbed_with_mixed_ranks(model, device, r=4):
+def _perturbed_with_mixed_ranks(model, device, initial_rank=4):
     """MiniLM with adapters whose factors and gates are random and whose ranks differ after one real
     reallocation, as after training."""
     model.to(device)
-    config = L1RAConfig(target_modules=TARGETS, r=r, alpha=8.0, update_interval=1000, init_seed=0)
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=initial_rank, alpha=8.0, update_interval=1000, init_seed=0)
     inject_adapters(model, config)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -38,7 +38,7 @@ def _perturbed_with_mixed_ranks(model, device, r=4):
             layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=generator) * 0.05)
             layer.gate.copy_(torch.rand(layer.rank, generator=generator))
             if i % 3 == 0:
-                layer.gate[: 1 + i % r] = 0.0
+                layer.gate[: 1 + i % initial_rank] = 0.0
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     controller = L1RAController(model, config, optimizer)
     controller.reallocate()
@@ -94,7 +94,7 @@ def test_export_without_adapters_says_what_to_do(minilm, tmp_path):
 def test_training_on_sts_lowers_the_loss_and_reallocates_within_budget(minilm, minilm_tokenizer, sts_train, device):
     left, right, scores = sts_train
     minilm.to(device).train()
-    config = L1RAConfig(target_modules=TARGETS, r=4, alpha=8.0, update_interval=4, l1_lambda=1.0, init_seed=0)
+    config = L1RAConfig(target_modules=TARGETS, initial_rank=4, alpha=8.0, update_interval=4, l1_lambda=1.0, init_seed=0)
     inject_adapters(minilm, config)
     # A fast gate learning rate, so that unhelpful gates reach zero within a few steps.
     optimizer = torch.optim.AdamW(adapter_parameter_groups(minilm, lr=2e-3, gate_lr=0.2))
@@ -137,7 +137,7 @@ def test_hf_trainer_callback_drives_the_controller(tiny_net, tmp_path):
         def forward(self, x, labels):
             return {"loss": torch.nn.functional.mse_loss(self.net(x), labels)}
 
-    config = L1RAConfig(target_modules=["up", "down"], r=4, update_fraction=0.5, gate_lr=0.2, l1_lambda=1.0)
+    config = L1RAConfig(target_modules=["up", "down"], initial_rank=4, update_fraction=0.5, gate_lr=0.2, l1_lambda=1.0)
     inject_adapters(tiny_net, config)
     controller = L1RAController(tiny_net, config)  # the Trainer creates the optimizer later
     rng = np.random.default_rng(0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from l1ra_core import L1RAConfig
 from l1ra_core.torch import (
-    L1RAConfig,
     L1RALayer,
     adapter_layers,
     find_target_modules,
@@ -29,7 +29,7 @@ def test_inject_freezes_base_and_wraps_targets(tiny_net, device):
     tiny_net.to(device)
     x = torch.randn(5, 16, device=device)
     before = tiny_net(x)
-    adapters = inject_adapters(tiny_net, L1RAConfig(target_modules=["up", "down"], r=3))
+    adapters = inject_adapters(tiny_net, L1RAConfig(target_modules=["up", "down"], initial_rank=3))
     assert list(adapters) == ["blocks.0.up", "blocks.0.down", "blocks.1.up", "blocks.1.down"]
     assert all(isinstance(m, L1RALayer) for m in adapters.values())
     assert adapter_layers(tiny_net) == adapters
@@ -58,12 +58,12 @@ def test_double_injection_is_rejected(tiny_net):
 
 def test_merge_unmerge_unload(tiny_net, device):
     tiny_net.to(device)
-    inject_adapters(tiny_net, L1RAConfig(target_modules=["up", "down"], r=4))
+    inject_adapters(tiny_net, L1RAConfig(target_modules=["up", "down"], initial_rank=4))
     with torch.no_grad():
         for layer in adapter_layers(tiny_net).values():
             layer.lora_B.normal_(std=0.5)
             layer.gate.uniform_(0.0, 1.0)
-    originals = {n: l.base_layer.weight.detach().clone() for n, l in adapter_layers(tiny_net).items()}
+    originals = {n: layer.base_layer.weight.detach().clone() for n, layer in adapter_layers(tiny_net).items()}
     x = torch.randn(7, 16, device=device)
     expected = tiny_net(x)
     merge_adapters(tiny_net)

@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from l1ra_core.torch import L1RAConfig, L1RAController, export_peft, inject_adapters
+from l1ra_core import L1RAConfig
+from l1ra_core.torch import L1RAController, export_peft, inject_adapters
 
 peft = pytest.importorskip("peft")
 
@@ -33,7 +34,7 @@ def _fresh() -> Nested:
 
 def test_suffix_names_get_their_own_rank_and_only_adapted_modules_are_wrapped(tmp_path):
     model = _fresh()
-    config = L1RAConfig(target_modules=("a.x",), r=4, budget=8, update_interval=1000)
+    config = L1RAConfig(target_modules=("a.x",), initial_rank=4, budget=8, update_interval=1000)
     adapters = inject_adapters(model, config)
     assert sorted(adapters) == ["a.x", "z.a.x"]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)

@@ -1,18 +1,16 @@
-"""Rank reporting: the layer x module-type grid, the heatmap PNG and l1ra_core.rank_report."""
+"""Rank reporting in the torch backend: the heatmap PNG and the controller's report."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from l1ra_core import L1RAConfig, rank_report
 from l1ra_core.torch import (
-    L1RAConfig,
     L1RAController,
     adapter_parameter_groups,
     inject_adapters,
     plot_rank_heatmap,
-    module_type,
-    report_ranks,
 )
 
 RANKS = {
@@ -22,14 +20,6 @@ RANKS = {
     "encoder.layer.10.attention.self.query": 1,
     "pooler.dense": 3,
 }
-
-
-def test_report_rows_are_layers_columns_are_module_types():
-    report = report_ranks(RANKS)
-    assert list(report.layers) == [0, 1, 10, None]
-    assert list(report.module_types) == ["attention.self.query", "intermediate.dense", "pooler.dense"]
-    assert report.grid.tolist() == [[2, 9, 0], [5, 0, 0], [1, 0, 0], [0, 0, 3]]
-    assert module_type("encoder.layer.3.attention.output.dense") == "attention.output.dense"
 
 
 def test_heatmap_png(tmp_path):
@@ -42,10 +32,11 @@ def test_heatmap_png(tmp_path):
 
 
 def test_controller_rank_report(tiny_net):
-    config = L1RAConfig(target_modules=["up", "down"], r=3, update_interval=10)
+    config = L1RAConfig(target_modules=["up", "down"], initial_rank=3, update_interval=10)
     inject_adapters(tiny_net, config)
     optimizer = torch.optim.AdamW(adapter_parameter_groups(tiny_net, lr=1e-3, gate_lr=1e-2))
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.0, 0.0]
     controller = L1RAController(tiny_net, config, optimizer)
     report = controller.rank_report()
-    assert report is not None and len(report.to_records()) > 0
+    assert report.to_dict() == rank_report(controller.ranks).to_dict(), "the controller's report uses the one default grouping"
+    assert report.by_module_type == {"up": 6, "down": 6} and report.by_layer == {0: 6, 1: 6}

@@ -1,43 +1,33 @@
-"""Private helpers shared by the tests and the MiniLM benchmark: read STS-B pairs and train / evaluate a
-transformer as a sentence encoder (mean pooling, cosine-similarity MSE against score / 5).
+"""STS-B training helpers for the L1RA benchmark and tests: train / evaluate a transformer as a sentence
+encoder (mean pooling, cosine-similarity MSE against score / 5).
 
-Not public API: sfbow will get a public STS loader; this stays minimal.
+Not part of the library (nothing in ``l1ra_core`` imports it): ``benchmarks/l1ra_minilm.py`` and
+``tests/l1ra_torch`` do. STS-B is read with the project's one reader, ``sfbow.evaluation.load_stsb``.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 from torch import nn
 
+from sfbow.evaluation import load_stsb
+
 __all__ = ["encode", "read_sts", "spearman", "sts_loss"]
 
 
 def read_sts(path: str | os.PathLike[str], limit: int | None = None) -> tuple[list[str], list[str], np.ndarray]:
-    """The first ``limit`` pairs of an STS-B file: (sentences 1, sentences 2, scores in [0, 5]).
-
-    Lines are split on tabs (not a quote-aware CSV parser: the sentences contain quotes); field 4 is the
-    score, fields 5 and 6 the sentences, anything after is ignored.
-    """
-    left, right, scores = [], [], []
-    with Path(path).open(encoding="utf-8") as handle:
-        for line in handle:
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) < 7:
-                continue
-            scores.append(float(fields[4]))
-            left.append(fields[5])
-            right.append(fields[6])
-            if limit is not None and len(scores) == limit:
-                break
-    return left, right, np.asarray(scores, dtype=np.float64)
+    """The first ``limit`` pairs (all with ``None``) of an STS-B file: (sentences 1, sentences 2, scores 0-5)."""
+    dataset = load_stsb(path)
+    end = len(dataset) if limit is None else limit
+    return dataset.sentences1[:end], dataset.sentences2[:end], np.asarray(dataset.scores[:end], dtype=np.float64)
 
 
-def encode(model: nn.Module, tokenizer, sentences: list[str], max_length: int) -> torch.Tensor:
+def encode(model: nn.Module, tokenizer: Any, sentences: list[str], max_length: int) -> torch.Tensor:
     """Mean-pooled token embeddings of ``sentences`` (the all-MiniLM-L6-v2 recipe)."""
     device = next(model.parameters()).device
     batch = tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -47,7 +37,7 @@ def encode(model: nn.Module, tokenizer, sentences: list[str], max_length: int) -
     return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
 
 
-def sts_loss(model: nn.Module, tokenizer, left: list[str], right: list[str], scores: np.ndarray, max_length: int) -> torch.Tensor:
+def sts_loss(model: nn.Module, tokenizer: Any, left: list[str], right: list[str], scores: np.ndarray, max_length: int) -> torch.Tensor:
     """MSE between the cosine similarity of the two sentences' embeddings and score / 5."""
     a = encode(model, tokenizer, left, max_length)
     b = encode(model, tokenizer, right, max_length)
@@ -56,7 +46,7 @@ def sts_loss(model: nn.Module, tokenizer, left: list[str], right: list[str], sco
 
 
 @torch.no_grad()
-def spearman(model: nn.Module, tokenizer, left: list[str], right: list[str], scores: np.ndarray,
+def spearman(model: nn.Module, tokenizer: Any, left: list[str], right: list[str], scores: np.ndarray,
              max_length: int, batch_size: int = 128) -> float:
     """Spearman correlation x 100 between cosine similarities and gold scores (model put in eval mode)."""
     was_training = model.training

@@ -1,8 +1,9 @@
-"""L1RA adapter configuration: one frozen, JSON-serialisable record of every hyper-parameter.
+"""L1RA configuration: one frozen, JSON-serialisable record of every hyper-parameter of a run.
 
-The same object drives injection (which modules, initial rank, alpha, dropout), the controller
-(L1 strength, budget, reallocation schedule) and checkpoints, so a saved adapter always carries the
-exact settings it was trained with.
+It imports no framework: a NumPy or JAX user reads and writes it like a PyTorch user. The same
+object drives a backend's injection (which modules, initial rank, alpha, dropout), its controller
+(L1 strength, budget, reallocation schedule) and its checkpoints, so a saved adapter always
+carries the exact settings it was trained with.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared_utils.checks import check_int, check_nonnegative
+from l1ra_core.schedules import ReallocationSchedule, check_schedule_settings
+from shared_utils.checks import check_int, check_nonnegative, check_real
 
 __all__ = ["L1RAConfig"]
 
@@ -25,28 +27,30 @@ class L1RAConfig:
             qualified name equals an entry or ends with ``"." + entry`` (``"query"`` matches
             ``encoder.layer.0.attention.self.query``); a single string is a regular expression that must
             match the whole qualified name.
-        r: initial rank r0 of every adapter. The adapter scale is fixed at ``alpha / r`` for the whole run,
-            which is what keeps the model's output unchanged when ranks are reallocated.
+        initial_rank: the rank every adapter starts with (PEFT's ``r``). The adapter scale is fixed at
+            ``alpha / initial_rank`` for the whole run, which keeps the model's output unchanged when
+            ranks are reallocated.
         alpha: LoRA alpha.
         dropout: dropout probability applied to the adapter's input (0 disables it).
-        budget: total rank shared by all adapters; ``None`` means ``r * number_of_adapters``.
+        budget: total rank shared by all adapters; ``None`` means ``initial_rank * number_of_adapters``.
         l1_lambda: strength of the L1 penalty on the gates.
         gate_lr: step size of the proximal L1 step; ``None`` uses the learning rate of the optimizer
             parameter group that holds the gate (so learning-rate schedules apply to it too).
         threshold: gates at or below this value are pruned at a reallocation.
         min_rank: no adapter drops below this rank.
-        update_interval: reallocate every this many optimizer steps. Exclusive with ``update_fraction``.
+        update_interval: reallocate every this many optimizer steps. Exclusive with ``update_fraction``
+            (an explicit interval replaces the default fraction).
         update_fraction: reallocate every ``update_fraction * total_steps`` steps (the paper uses 5-10%).
-        total_steps: planned number of optimizer steps; needed by ``update_fraction``. The Trainer callback
-            fills it from the Trainer when left ``None``.
-        warmup_steps: no reallocation before this step.
+        total_steps: planned number of optimizer steps; needed by ``update_fraction``. A backend may
+            supply it later (the Trainer callback fills it from the Trainer).
+        warmup_steps: no reallocation at or before this step.
         seed: seed of the generator that initialises new adapter components, so every process of a
             distributed run and every resumed run draws the same values.
-        init_seed: seed for the initial ``A`` factors at injection; ``None`` uses torch's global RNG.
+        init_seed: seed for the initial ``A`` factors at injection; ``None`` uses the framework's RNG.
     """
 
     target_modules: str | tuple[str, ...]
-    r: int = 8
+    initial_rank: int = 8
     alpha: float = 16.0
     dropout: float = 0.0
     budget: int | None = None
@@ -72,48 +76,50 @@ class L1RAConfig:
             object.__setattr__(self, "target_modules", tuple(targets))
         if not self.target_modules:
             raise ValueError("target_modules is empty: name at least one module, e.g. ['query', 'value']")
-        check_int(self.r, "r", minimum=1)
-        _check(check_nonnegative(self.alpha, "alpha") > 0, f"alpha must be > 0, got {self.alpha!r}")
-        _check(check_nonnegative(self.dropout, "dropout") < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
+        check_int(self.initial_rank, "initial_rank", minimum=1)
+        check_real(self.alpha, "alpha", minimum=0.0, exclusive_minimum=True)
+        if not check_nonnegative(self.dropout, "dropout") < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.budget is not None:
             check_int(self.budget, "budget", minimum=0)
         check_nonnegative(self.l1_lambda, "l1_lambda")
         if self.gate_lr is not None:
             check_nonnegative(self.gate_lr, "gate_lr")
-        _check(check_nonnegative(self.threshold, "threshold") < 1.0,
-               f"threshold must be in [0, 1), got {self.threshold!r}")
+        if not check_nonnegative(self.threshold, "threshold") < 1.0:
+            raise ValueError(f"threshold must be in [0, 1), got {self.threshold!r}")
         check_int(self.min_rank, "min_rank", minimum=1)
         if self.update_interval is not None and self.update_fraction is not None:
-            # update_fraction has a default, so an explicit interval overrides it.
-            object.__setattr__(self, "update_fraction", None)
+            object.__setattr__(self, "update_fraction", None)  # the fraction has a default; the interval wins
         if self.update_interval is None and self.update_fraction is None:
             raise ValueError(
                 "neither update_interval nor update_fraction is set, so ranks would never be reallocated; "
                 "set update_interval (steps) or update_fraction (share of total_steps)"
             )
-        if self.update_interval is not None:
-            check_int(self.update_interval, "update_interval", minimum=1)
-        if self.update_fraction is not None:
-            _check(0.0 < check_nonnegative(self.update_fraction, "update_fraction") <= 1.0,
-                   f"update_fraction must be None or in (0, 1], got {self.update_fraction!r}")
-        if self.total_steps is not None:
-            check_int(self.total_steps, "total_steps", minimum=1)
-        check_int(self.warmup_steps, "warmup_steps", minimum=0)
+        check_schedule_settings(self.update_interval, self.update_fraction, self.total_steps, self.warmup_steps)
         check_int(self.seed, "seed", minimum=0)
         if self.init_seed is not None:
             check_int(self.init_seed, "init_seed", minimum=0)
 
     @property
     def scaling(self) -> float:
-        """The fixed adapter scale alpha / r0."""
-        return self.alpha / self.r
+        """The fixed adapter scale ``alpha / initial_rank``."""
+        return self.alpha / self.initial_rank
+
+    def schedule(self, total_steps: int | None = None) -> ReallocationSchedule:
+        """The reallocation schedule, planned for ``total_steps`` (default: ``self.total_steps``)."""
+        return ReallocationSchedule(
+            update_interval=self.update_interval,
+            update_fraction=self.update_fraction,
+            total_steps=self.total_steps if total_steps is None else total_steps,
+            warmup_steps=self.warmup_steps,
+        )
 
     def replace(self, **changes: Any) -> L1RAConfig:
         """Return a copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (tuples become lists)."""
+        """A JSON-serialisable dict of every field (tuples become lists)."""
         out = dataclasses.asdict(self)
         if isinstance(self.target_modules, tuple):
             out["target_modules"] = list(self.target_modules)
@@ -121,14 +127,13 @@ class L1RAConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> L1RAConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error rather than silently dropped."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Inverse of :meth:`to_dict`; fields left out take their defaults, unknown keys are an error."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"an L1RAConfig is read from a mapping of field -> value, got {type(data).__name__}")
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known, key=str)
         if unknown:
             raise ValueError(f"unknown L1RAConfig fields {unknown}; known fields: {sorted(known)}")
+        if "target_modules" not in data:
+            raise ValueError("an L1RAConfig needs target_modules (the modules that get an adapter)")
         return cls(**data)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
