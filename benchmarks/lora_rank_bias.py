@@ -302,16 +302,19 @@ def prepare(kind: str, model: Any, config: StudyConfig, run: Run, lr: float, ste
         from peft import LoraConfig, get_peft_model
 
         rank = run.rank if run.kind != "tune" else config.tune_rank
+        assert rank is not None
         peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
                                                       target_modules=target_regex(config)))
         trainable = [p for p in peft_model.parameters() if p.requires_grad]
         return peft_model, torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0), None
-    from l1ra_core.torch import L1RAConfig, L1RAController, adapter_parameter_groups, inject_adapters
+    from l1ra_core import L1RAConfig
+    from l1ra_core.torch import L1RAController, adapter_parameter_groups, inject_adapters
 
     n_adapters = len(projections(model, config))
     budget = run.budget if run.kind != "tune" else config.tune_rank * n_adapters
+    assert budget is not None
     r0 = max(1, budget // n_adapters)
-    l1ra_config = L1RAConfig(target_modules=target_regex(config), r=r0, alpha=2 * r0, budget=budget,
+    l1ra_config = L1RAConfig(target_modules=target_regex(config), initial_rank=r0, alpha=2 * r0, budget=budget,
                              l1_lambda=config.l1_lambda, total_steps=steps,
                              update_interval=max(1, round(config.update_fraction * steps)),
                              seed=run.seed, init_seed=run.seed)
@@ -390,7 +393,7 @@ def evaluate(model: Any, lm: Any, data: EvalData, config: StudyConfig, reference
                                         progress=True).log_likelihood
 
     started = time.perf_counter()
-    bootstrap = {"n_resamples": config.bootstrap, "seed": 0}
+    bootstrap: dict[str, Any] = {"n_resamples": config.bootstrap, "seed": 0}
     winobias, winobias_gaps = winobias_metrics(data.winobias, score, **bootstrap)
     crows, crows_gaps = crows_metrics(data.crows, score, **bootstrap)
     measures: dict[str, Any] = {
@@ -623,6 +626,19 @@ class Study:
                 raise RuntimeError(f"these runs wait for results no worker is computing: {names}")
             time.sleep(poll_seconds)
 
+    def fill_toxicity(self) -> None:
+        """Measure toxicity for finished base runs that recorded it as skipped (made before llmkit's
+        generation and oracle existed); the base model is rebuilt exactly by the loader."""
+        for path in sorted(self.results_dir.glob("seed*/base.json")):
+            run = Run("base", int(path.parent.name.removeprefix("seed")))
+            result = self.load(run)
+            if result is None or "skipped" not in (result["measures"].get("toxicity") or {}):
+                continue
+            result["measures"]["toxicity"] = toxicity(self.fresh_model(), self.lm, self.eval_data.toxicity_prompts,
+                                                      self.config)
+            atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+            print(f"toxicity filled in {path}")
+
     def _lock_path(self, run: Run) -> Path:
         return self.path(run).with_name(f".{run.name}.lock")
 
@@ -781,7 +797,8 @@ class Study:
         import torch
 
         from biasbench import winobias_metrics
-        from l1ra_core.torch import L1RAConfig, adapter_layers, inject_adapters
+        from l1ra_core import L1RAConfig
+        from l1ra_core.torch import adapter_layers, inject_adapters
         from llmkit.loglik import sentence_log_likelihoods
 
         assert run.rank is not None
@@ -789,7 +806,7 @@ class Study:
         peft_model, peft_optimizer, _ = prepare("lora", self.fresh_model(), self.config, Run("lora", run.seed,
                                                                                               rank=run.rank), lr, steps)
         ours = self.fresh_model()
-        inject_adapters(ours, L1RAConfig(target_modules=target_regex(self.config), r=run.rank, alpha=2 * run.rank))
+        inject_adapters(ours, L1RAConfig(target_modules=target_regex(self.config), initial_rank=run.rank, alpha=2 * run.rank))
         peft_modules = {plain_name(n): m for n, m in peft_model.named_modules()
                         if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {})}
         with torch.no_grad():
@@ -857,12 +874,12 @@ def speed_worker(method: str, rank: int, steps: int, length: int, batch_size: in
     input_ids = torch.randint(0, 49152, (batch_size, length), generator=generator)
     batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": input_ids}
     model.train()
-    times, peak = [], [resident_mb()]
+    times, resident = [], [resident_mb()]
     done = threading.Event()
 
     def sample() -> None:  # the training phase's resident memory, every 2 ms
         while not done.wait(0.002):
-            peak.append(resident_mb())
+            resident.append(resident_mb())
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -875,7 +892,7 @@ def speed_worker(method: str, rank: int, steps: int, length: int, batch_size: in
             times.append(time.perf_counter() - started)
     done.set()
     sampler.join()
-    peak = max(peak)
+    peak = max(resident)
     print(json.dumps({"step_seconds": float(np.median(times)), "peak_rss_mb": peak, "steps": steps}))
 
 
@@ -898,7 +915,7 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str) -
     n_adapters = 30 * len(TARGETS) if config.layers is None else config.layers * len(TARGETS)
     plan = study.plan(n_adapters)
     missing = [f"seed{r.seed}/{r.name}" for r in plan if (r.seed, r.name) not in results]
-    bootstrap = {"n_resamples": config.bootstrap, "seed": 0}
+    bootstrap: dict[str, Any] = {"n_resamples": config.bootstrap, "seed": 0}
 
     def gaps(result: dict[str, Any], measure: str) -> np.ndarray:
         values = np.asarray(result["measures"]["gaps"]["crows" if measure != "winobias" else "winobias"])
@@ -1037,7 +1054,7 @@ def rank_diagnostics(results: dict[tuple[int, str], dict[str, Any]], config: Stu
                      "mean over layers:", "",
                      markdown_table(["module", *map(str, ENERGY_RANKS)],
                                     [[k, *(f"{by_kind[k][r]:.3f}" for r in ENERGY_RANKS)] for k in TARGETS]), ""]
-    correlations = []
+    correlations: list[dict[str, Any]] = []
     for (s, name), result in sorted(results.items()):
         if name.startswith("l1ra-") and s in fulls:
             budget = str(result["budget"])
@@ -1096,13 +1113,13 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
     for axis, (key, title) in zip(axes, panels):
         ranks = [r for r in sorted(config.ranks) if f"lora-r{r}" in rows]
-        points = [stat(f"lora-r{r}", key) for r in ranks]
+        points = [p for p in (stat(f"lora-r{r}", key) for r in ranks) if p is not None]
         if ranks:
             axis.errorbar(ranks, [p[0] for p in points], yerr=[[p[1] for p in points], [p[2] for p in points]],
                           marker="o", capsize=3, label="PEFT LoRA")
         truncated = [r for r in config.truncation_ranks if f"truncated-r{r}" in rows]
         if truncated:
-            tpoints = [stat(f"truncated-r{r}", key) for r in truncated]
+            tpoints = [p for p in (stat(f"truncated-r{r}", key) for r in truncated) if p is not None]
             axis.errorbar(truncated, [p[0] for p in tpoints], yerr=[[p[1] for p in tpoints], [p[2] for p in tpoints]],
                           marker="s", linestyle=":", capsize=3, label="truncated full FT")
         for name, style, label in (("base", "k--", "base"), ("full", "r-", "full FT")):
@@ -1209,7 +1226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     if args.command == "run":
         only = set(args.only.split(",")) if args.only else None
-        Study(config, args.results_dir, args.cache_dir).execute(only)
+        study = Study(config, args.results_dir, args.cache_dir)
+        study.fill_toxicity()
+        study.execute(only)
         return 0
     prefix = "lora_rank_bias" if args.profile == "study" else f"lora_rank_bias_{args.profile}"
     if config.data != "winobias-anti":

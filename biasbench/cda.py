@@ -46,11 +46,9 @@ class SwapList:
             if lower == "her":
                 following = _WORD.match(sentence, _skip_spaces(sentence, match.end()))
                 target = "his" if following and following.group(0).lower() not in _AFTER_OBJECT_HER else "him"
-            else:
-                target = self._counterpart(lower)
-                if target is None:
-                    return word
-            return _same_case(target, word)
+                return _same_case(target, word)
+            counterpart = self._counterpart(lower)
+            return word if counterpart is None else _same_case(counterpart, word)
 
         return _WORD.sub(replace, sentence)
 
