@@ -603,6 +603,7 @@ class Study:
         plan = [run for run in self.plan(n_adapters)
                 if not only or run.kind in only or run.name in only]
         while True:
+            self.fill_kl_to_full()
             waiting = []
             for run in plan:
                 if self.load(run) is not None:
@@ -638,6 +639,32 @@ class Study:
                                                       self.config)
             atomic_write_text(path, json.dumps(result, indent=1) + "\n")
             print(f"toxicity filled in {path}")
+
+    def fill_kl_to_full(self) -> None:
+        """LoRA runs may finish before their seed's full fine-tune: once that exists, compute their KL to it
+        from the adapter weights kept in the cache (the PEFT model is rebuilt with the same configuration)."""
+        for path in sorted(self.results_dir.glob("seed*/lora-r*.json")):
+            seed = int(path.parent.name.removeprefix("seed"))
+            result = self.load(Run("lora", seed, rank=int(path.stem.removeprefix("lora-r"))))
+            reference = self.references.get(f"full_seed{seed}")
+            if result is None or result["measures"]["kl_to_full"] is not None or reference is None:
+                continue
+            from safetensors.torch import load_file
+
+            from llmkit.loglik import mean_next_token_kl
+
+            run = Run("lora", seed, rank=result["run"]["rank"])
+            model, _, _ = prepare("lora", self.fresh_model(), self.config, run, 1.0, 1)
+            saved = load_file(str(self.cache_dir / f"seed{seed}" / f"{run.name}.safetensors"))
+            missing = set(saved) - {name for name, _ in model.named_parameters()}
+            if missing:
+                raise ValueError(f"cached weights of {run.name} do not fit the rebuilt model: {sorted(missing)[:3]}")
+            model.load_state_dict(saved, strict=False)
+            result["measures"]["kl_to_full"] = mean_next_token_kl(model, self.references.ids, reference,
+                                                                  batch_size=self.config.eval_batch_size)
+            result["measures"]["kl_to_full_filled_later"] = True
+            atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+            print(f"KL to the full fine-tune filled in {path}", flush=True)
 
     def _lock_path(self, run: Run) -> Path:
         return self.path(run).with_name(f".{run.name}.lock")
@@ -752,7 +779,8 @@ class Study:
 
     def _run_lora(self, run: Run) -> dict[str, Any]:
         lr = self.tuned_lr("lora")
-        self._require_references(run.seed)
+        if self.load(Run("base", self.config.seeds[0])) is None:
+            raise NotReady("the base run has not finished")
         model, _, losses, step_seconds = self._train("lora", run, lr, training_sentences(self.config))
         self._save_weights(model, run, trainable_only=True)
         return {"lr": lr, "losses": losses, "step_seconds": step_seconds, "adapters": adapter_diagnostics(model),
@@ -897,7 +925,7 @@ def speed_worker(method: str, rank: int, steps: int, length: int, batch_size: in
 
 
 # -------------------------------------------------------------------------------------------------- report
-def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str) -> Path:
+def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, profile: str) -> Path:
     """Tables (Markdown + JSON summary) and plots from whatever runs have finished."""
     from biasbench import bias_retained, mean_gap, preference_share
 
@@ -986,7 +1014,7 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str) -
     if missing:
         lines += [f"**Partial grid**: {len(plan) - len(missing)} of {len(plan)} runs finished; missing: "
                   f"{', '.join(missing)}. Resume with `OMP_NUM_THREADS=1 python benchmarks/lora_rank_bias.py run "
-                  f"--profile {prefix}` then re-run `report`.", ""]
+                  f"--profile {profile}` then re-run `report`.", ""]
     lines += ["Preference shares in % with 95% paired bootstrap intervals over pairs (one seed) or mean +- sd over "
               "seeds; gaps in nats (pro minus anti); retained = (gap - gap of full FT) / (gap of base - gap of full "
               "FT) on the mean gap, with a paired bootstrap interval; KL in nats per token (reference || model); "
@@ -1233,7 +1261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = "lora_rank_bias" if args.profile == "study" else f"lora_rank_bias_{args.profile}"
     if config.data != "winobias-anti":
         prefix += f"_{config.data}"
-    print(report(config, args.results_dir, args.out_dir, prefix))
+    print(report(config, args.results_dir, args.out_dir, prefix, args.profile))
     return 0
 
 
