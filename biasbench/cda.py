@@ -6,7 +6,8 @@ claim the same word (``priest -> nun`` and ``priest -> priestess``; ``her`` as t
 and ``him``) the first entry in file order wins, and forward entries win over reversed ones. ``her`` is the
 one genuinely ambiguous word: it becomes ``him`` before a function word or punctuation ("told her the
 truth", "saw her.") and ``his`` otherwise ("her idea"), a heuristic that is right in most simple sentences.
-Case is kept (``He`` -> ``She``, ``MEN`` -> ``WOMEN``).
+Case is kept (``He`` -> ``She``, ``MEN`` -> ``WOMEN``). Entries that are not plain words (the extra list's
+``tailors -> seamstress'``) could never be swapped back and are skipped.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def load_swap_list(*paths: str | os.PathLike[str]) -> SwapList:
             fields = [field.strip() for field in line.split("\t")]
             if len(fields) != 2 or not all(fields) or any(" " in field for field in fields):
                 raise ValueError(f"{path}:{number}: expected two single words separated by a tab, got {line!r}")
-            forward.append((fields[0].lower(), fields[1].lower()))
+            if all(_WORD.fullmatch(field) for field in fields):  # "seamstress'" can never match a word
+                forward.append((fields[0].lower(), fields[1].lower()))
     mapping: dict[str, str] = {}
     for word, other in forward:
         mapping.setdefault(word, other)

@@ -26,6 +26,7 @@ def test_swaps_words_keep_case_and_resolve_her(swaps):
 def test_first_entry_wins_and_both_directions_exist(swaps):
     assert swaps.mapping["priest"] == "nun"  # generalized list first, then the extra list's priest -> priestess
     assert swaps.mapping["woman"] == "man" and swaps.mapping["man"] == "woman"
+    assert "tailors" not in swaps.mapping  # its entry, "seamstress'", is not a word
 
 
 def _bijective_words(swaps):
