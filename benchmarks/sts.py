@@ -1,11 +1,22 @@
-"""STS benchmark of SFBoW and the baselines; see sfbow/sts_benchmark.py and docs/sts.md.
+"""STS benchmark of SFBoW and the baselines, the results of record; see sfbow/sts_benchmark.py and docs/sts.md.
 
     python benchmarks/sts.py [--data DIR] [--out DIR] [--methods sfbow,sif,...]
+
+The same code as ``sfbow sts``, with the checkout's defaults: the data in ``../shared/sts`` beside
+the repository (``$SFBOW_STS_DIR`` when set), the results written to ``benchmarks/results/``. Then run
+``python benchmarks/render_docs.py`` to put the new figures into the docs.
 """
 
+import os
 import sys
+from pathlib import Path
 
-from sfbow.sts_benchmark import main
+from sfbow.sts_benchmark import DATA_ENV, main
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPOSITORY.parent / "shared" / "sts"
+RESULTS = REPOSITORY / "benchmarks" / "results"
 
 if __name__ == "__main__":
-    sys.exit(main())
+    data = Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else SHARED_DATA
+    sys.exit(main(data=data, out=RESULTS))

@@ -23,9 +23,13 @@ from transformers import DynamicCache
 from llmkit.models import CausalLM
 from shared_utils.checks import check_int, check_positive_int, check_real
 
-__all__ = ["Completion", "Prompt", "generate", "render_prompt"]
+__all__ = ["Completion", "ContextLengthError", "Prompt", "generate", "render_prompt"]
 
 FinishReason = Literal["stop", "eos", "length"]
+
+
+class ContextLengthError(ValueError):
+    """A prompt leaves no room to generate within the model's context; the message names its row."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ def generate(lm: CausalLM, prompts: Sequence[Prompt], *, max_new_tokens: int = 1
 
     ``temperature`` 0 is greedy decoding; above 0 samples, restricted to the smallest set of tokens whose
     probability reaches ``top_p``. A prompt that leaves no room in the model's context is a ``ValueError``
-    naming its row; a row that reaches the context limit finishes with reason ``"length"``.
+    (:class:`ContextLengthError`) naming its row; a row that reaches the context limit finishes with reason ``"length"``.
     """
     max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
     temperature = check_real(temperature, "temperature", minimum=0.0)
@@ -94,7 +98,7 @@ def generate(lm: CausalLM, prompts: Sequence[Prompt], *, max_new_tokens: int = 1
     for row, ids in enumerate(encoded):
         room = max_new_tokens if context is None else min(max_new_tokens, context - len(ids))
         if room < 1 or not ids:
-            raise ValueError(f"prompts[{row}] has {len(ids)} tokens, which leaves no room to generate in the "
+            raise ContextLengthError(f"prompts[{row}] has {len(ids)} tokens, which leaves no room to generate in the "
                              f"model's context of {context} tokens; shorten it")
         budgets.append(room)
     generator = None
@@ -153,8 +157,10 @@ def _decode_batch(lm: CausalLM, prompts: Sequence[Prompt], encoded: list[list[in
 
 
 def _cache_keyword(model: Any) -> str:
-    """transformers 5.x calls the key/value cache argument ``cache``; earlier versions ``past_key_values``."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    """transformers 5.x calls the key/value cache argument ``cache``; earlier versions ``past_key_values``.
+    A PEFT wrapper's ``forward`` takes ``**kwargs`` and passes them on, so look at the model it wraps."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
 def _eos_ids(lm: CausalLM) -> set[int]:

@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from sfbow.errors import ModelFileError
 from sfbow.model import SFBoW
-from sfbow.similarity import cosine, fuzzy_jaccard, paired_cosine, paired_fuzzy_jaccard
-from sfbow.tokenize import tokenize
+from sfbow.similarities import cosine, fuzzy_jaccard, paired_cosine, paired_fuzzy_jaccard
+from sfbow.tokenization import tokenize
 from sfbow.vectors import WordVectors, default_vectors
 
 __all__ = [
+    "ModelFileError",
     "SFBoW",
     "WordVectors",
     "cosine",
@@ -28,6 +30,7 @@ __all__ = [
     "fuzzy_jaccard",
     "paired_cosine",
     "paired_fuzzy_jaccard",
+    "pretrained_model",
     "similarity",
     "tokenize",
 ]
@@ -41,9 +44,29 @@ def default_model() -> SFBoW:
     return SFBoW()
 
 
-def encode(sentences: Sequence[str], **options: Any) -> np.ndarray:
-    """Encode sentences with :func:`default_model`; ``options`` go to :meth:`SFBoW.encode`."""
-    return default_model().encode(sentences, **options)
+@functools.lru_cache(maxsize=4)
+def pretrained_model(name: str) -> SFBoW:
+    """A distilled model by name (``"minilm"``), from :func:`sfbow.distill.pretrained`; cached in memory."""
+    from sfbow.distill import pretrained
+
+    return pretrained(name)
+
+
+def encode(sentences: Sequence[str], *, model: str | SFBoW | None = None, **options: Any) -> np.ndarray:
+    """Encode sentences; ``options`` go to :meth:`SFBoW.encode`.
+
+    ``model``: ``None`` for :func:`default_model` (GloVe, no set-up), ``"minilm"`` for the model
+    distilled from all-MiniLM-L6-v2 (better; built offline and cached on first use, extra
+    ``distill``), or an :class:`SFBoW`.
+    """
+    if model is None:
+        model = default_model()
+    elif isinstance(model, str):
+        model = pretrained_model(model)
+    elif not isinstance(model, SFBoW):
+        raise TypeError(f"model must be None, a pretrained model name such as 'minilm', or an SFBoW; got "
+                        f"{type(model).__name__}")
+    return model.encode(sentences, **options)
 
 
 def similarity(a: str, b: str) -> float:

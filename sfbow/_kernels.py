@@ -4,11 +4,14 @@ Sentences arrive in CSR form: ``ids[offsets[i]:offsets[i + 1]]`` are the table r
 Kept small and typed by their inputs; ``cache=True`` stores the machine code on disk so a new process
 does not compile again. :mod:`sfbow._reference` is the plain-Python oracle the tests compare against.
 Sentences are spread over Numba's threads with ``prange``; :func:`num_threads` sets how many.
+Callers run the parallel kernels (these and the native tokeniser's) inside :func:`exclusive`, which
+serialises them across Python threads when the threading layer cannot be entered twice at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import numba
@@ -20,7 +23,7 @@ _CHUNKS = 256
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _pool_into(acc, table, ids, start, end):  # noqa: ANN001, ANN202 - typed by Numba
+def _pool_into(acc, table, ids, start, end):
     """``acc[:] = max over j in [start, end) of table[ids[j]]`` (``start < end``).
 
     ``max()`` rather than a compare-and-store lets LLVM vectorise the loop (measured 1.8x faster).
@@ -76,7 +79,8 @@ def num_threads(n: int | None) -> Iterator[int]:
     ``n`` is capped at ``numba.config.NUMBA_NUM_THREADS``; the previous setting is restored after.
     """
     previous = numba.get_num_threads()
-    n = numba.config.NUMBA_NUM_THREADS if n is None else min(n, numba.config.NUMBA_NUM_THREADS)
+    most: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import, not in stubs
+    n = most if n is None else min(n, most)
     numba.set_num_threads(n)
     try:
         yield n
@@ -84,16 +88,41 @@ def num_threads(n: int | None) -> Iterator[int]:
         numba.set_num_threads(previous)
 
 
+#: Taken by :func:`exclusive` under a threading layer that is not thread-safe (``workqueue``).
+_SERIAL = threading.Lock()
+#: Guards the one-off choice of the threading layer, which itself runs a parallel kernel.
+_LAYER_CHOICE = threading.Lock()
+_concurrent_calls_safe: bool | None = None
+
+
 def concurrent_calls_are_safe() -> bool:
     """Whether several Python threads may run the parallel kernels at once.
 
-    Numba's OpenMP and TBB threading layers allow it; its fallback ``workqueue`` layer does not.
-    The layer is chosen at the first parallel call, so this makes one (a trivial one) if needed.
+    Numba's OpenMP and TBB threading layers allow it; its fallback ``workqueue`` layer aborts the
+    process ("Concurrent access"). The layer is chosen at the first parallel call, so this makes one
+    (a trivial one, under a lock) if needed; the answer is then fixed for the process and cached.
     """
-    try:
-        layer = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run in this process yet
-        max_pool(np.zeros((1, 1), np.float32), np.zeros(0, np.int64), np.zeros(2, np.int64),
-                 np.empty((1, 1), np.float32))
-        layer = numba.threading_layer()
-    return layer in ("omp", "tbb")
+    global _concurrent_calls_safe
+    if _concurrent_calls_safe is None:
+        with _LAYER_CHOICE:
+            if _concurrent_calls_safe is None:
+                try:
+                    layer = numba.threading_layer()
+                except ValueError:  # no parallel kernel has run in this process yet
+                    max_pool(np.zeros((1, 1), np.float32), np.zeros(0, np.int64), np.zeros(2, np.int64),
+                             np.empty((1, 1), np.float32))
+                    layer = numba.threading_layer()
+                _concurrent_calls_safe = layer in ("omp", "tbb")
+    return _concurrent_calls_safe
+
+
+@contextlib.contextmanager
+def exclusive() -> Iterator[None]:
+    """Run a parallel kernel inside this block: alone in the process when the threading layer is
+    not thread-safe (``workqueue``), so calls from different user threads take turns; a no-op
+    under OpenMP and TBB."""
+    if concurrent_calls_are_safe():
+        yield
+    else:
+        with _SERIAL:
+            yield

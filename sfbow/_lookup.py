@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from sfbow._native_tokenizer import NativeVocabulary
-from sfbow.tokenize import Tokenizer, tokenize
+from sfbow._validation import check_tokens
+from sfbow.subword import SubwordVectors
+from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.vectors import WordVectors
 
 TokenIds = tuple[np.ndarray, np.ndarray]
@@ -36,6 +38,8 @@ def native_vocabulary(vectors: WordVectors) -> NativeVocabulary:
 def token_ids(sentences: Sequence[Any], vectors: WordVectors, tokenizer: Tokenizer = tokenize, *,
               pretokenized: bool = False) -> TokenIds:
     """``(ids, offsets)`` of the known tokens of each sentence (see the module docstring)."""
+    if isinstance(vectors, SubwordVectors) and tokenizer is tokenize:  # their own WordPiece, pieces only
+        return vectors.token_ids(sentences, pretokenized=pretokenized)
     if not pretokenized and tokenizer is tokenize:
         return native_vocabulary(vectors).token_ids(sentences)
     get = vectors.index.get
@@ -43,10 +47,7 @@ def token_ids(sentences: Sequence[Any], vectors: WordVectors, tokenizer: Tokeniz
     offsets = np.empty(len(sentences) + 1, dtype=np.int64)
     offsets[0] = 0
     for i, sentence in enumerate(sentences):
-        tokens = sentence if pretokenized else tokenizer(sentence)
-        if not pretokenized and not isinstance(tokens, (list, tuple)):
-            raise TypeError(f"the tokenizer must return a list of strings; for sentence {i} it returned "
-                            f"{type(tokens).__name__}")
+        tokens = sentence if pretokenized else check_tokens(tokenizer(sentence), i)
         ids.extend(row for row in map(get, tokens) if row is not None)
         offsets[i + 1] = len(ids)
     return np.asarray(ids, dtype=np.int64), offsets

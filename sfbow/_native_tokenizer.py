@@ -1,6 +1,6 @@
 """Raw strings to vocabulary ids without Python per-token work: the default tokeniser in Numba.
 
-:func:`sfbow.tokenize.tokenize` followed by a dict look-up costs about 8 µs a sentence in
+:func:`sfbow.tokenization.tokenize` followed by a dict look-up costs about 8 µs a sentence in
 Python, more than everything else in encoding. This module does the same job in compiled code:
 
 * the batch is joined into one buffer (one ``str.join`` and one ``str.encode``, both C loops);
@@ -14,25 +14,29 @@ Exactness: Python's ``\\w``, ``\\s`` and ``str.lower()`` are Unicode-aware (``"�
 characters; ``"Σ"`` lower-cases by context). The kernel is exact for ASCII and for non-ASCII
 characters that are one-character tokens left alone by lower-casing (curly quotes, dashes, currency
 signs: see :func:`_simple`), each looked up by its UTF-8 bytes. A sentence with any other character
-(accented letters, other scripts, non-ASCII spaces) is tokenised by the Python reference instead
-and spliced in (the kernel skips its bytes). In English text they are rare (0.3 % of STS-B).
+(accented letters, other scripts, non-ASCII spaces), or one that Unicode NFC would change (a
+combining accent after a letter, a character with a singleton decomposition such as the Greek
+question mark), is tokenised by the Python reference instead and spliced in (the kernel skips its
+bytes); every other sentence is already in NFC, so the kernel's rule is the reference's. In English text they are rare (0.3 % of STS-B).
 The ASCII character classes are derived from Python's own ``re`` module at import, so
 ``\\x1c``-``\\x1f`` count as whitespace and ``_`` as a word character exactly as in
-:data:`sfbow.tokenize.TOKEN_PATTERN`.
+:data:`sfbow.tokenization.TOKEN_PATTERN`.
 
-Threads: the kernel runs ``prange`` over sentences without the GIL; the caller sets the thread
-count with :func:`numba.set_num_threads`.
+Threads: the kernel runs ``prange`` over sentences without the GIL, inside
+:func:`sfbow._kernels.exclusive`; the caller sets the thread count with :func:`numba.set_num_threads`.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence, Sized
 
 import numpy as np
 from numba import njit, prange
 
-from sfbow.tokenize import tokenize
+from sfbow._kernels import exclusive
+from sfbow.tokenization import NORMALIZATION, tokenize
 
 __all__ = ["NativeVocabulary"]
 
@@ -194,6 +198,14 @@ def _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
                 scratch[out] = row
                 out += 1
         counts[i] = out - starts[i]
+    return _compact(scratch, starts, counts, fallback_of, fallback_ids, fallback_offsets)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _compact(scratch, starts, counts, fallback_of, fallback_ids, fallback_offsets):
+    """Pass 2 of the tokenising kernels: CSR ``(ids, offsets)`` from each sentence's ``counts[i]`` ids at
+    ``scratch[starts[i]:]``, or, for ``f = fallback_of[i] >= 0``, from ``fallback_ids`` (its Python ids)."""
+    n = len(counts)
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
     for i in range(n):
@@ -235,7 +247,7 @@ class NativeVocabulary:
         self._slots = _build_slots(self._keys, self._key_starts, n_slots)
 
     def token_ids(self, sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Ids of the known tokens of each sentence, as ``sfbow.tokenize.tokenize`` + ``index`` give them.
+        """Ids of the known tokens of each sentence, as ``sfbow.tokenization.tokenize`` + ``index`` give them.
 
         Returns ``(ids, offsets)``: int64 arrays, sentence ``i``'s ids are
         ``ids[offsets[i]:offsets[i + 1]]`` in token order, unknown tokens skipped. The Python part
@@ -249,19 +261,27 @@ class NativeVocabulary:
         if not text.isascii():
             # Lengths of non-ASCII sentences become UTF-8 byte counts (surrogatepass: lone
             # surrogates are valid str items). Those with a character the kernel cannot lower-case
-            # or classify exactly are tokenised in Python; the kernel skips their bytes.
+            # or classify exactly, or that NFC would change, are tokenised in Python; the kernel
+            # skips their bytes. (ASCII text is always in NFC.)
             wide = [i for i, s in enumerate(sentences) if not s.isascii()]
             lengths[wide] = [len(sentences[i].encode("utf-8", "surrogatepass")) for i in wide]
-            slow = [i for i in wide if not all(map(_simple, set(sentences[i]) - _ASCII))]
+            slow = [i for i in wide if not all(map(_simple, set(sentences[i]) - _ASCII))
+                    or not unicodedata.is_normalized(NORMALIZATION, sentences[i])]
             fallback_of[slow] = np.arange(len(slow))
             index = self.index
             slow_ids = [[index[t] for t in tokenize(sentences[i]) if t in index] for i in slow]
         buf = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
         starts = _offsets(lengths)
-        fallback_offsets = _offsets(_lengths(slow_ids))
-        fallback_ids = np.fromiter((r for ids in slow_ids for r in ids), np.int64, fallback_offsets[-1])
-        return _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
-                          _CLASSES, _LOWER, self._slots, self._keys, self._key_starts)
+        fallback_ids, fallback_offsets = csr(slow_ids)
+        with exclusive():
+            return _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
+                              _CLASSES, _LOWER, self._slots, self._keys, self._key_starts)
+
+
+def csr(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, offsets)`` int64 arrays of a list of id lists (row ``i`` is ``ids[offsets[i]:offsets[i + 1]]``)."""
+    offsets = _offsets(_lengths(rows))
+    return np.fromiter((r for row in rows for r in row), np.int64, offsets[-1]), offsets
 
 
 def _lengths(items: Sequence[Sized]) -> np.ndarray:

@@ -28,7 +28,7 @@ from sfbow._baseline_kernels import dynamax_jaccard
 from sfbow._lookup import token_ids
 from sfbow._validation import check_sentences
 from sfbow.model import SFBoW
-from sfbow.tokenize import Tokenizer, tokenize
+from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.vectors import WordVectors, as_word_vectors
 
 __all__ = ["AverageEncoder", "DynaMax", "SIFEncoder", "max_pool_identity", "wordfreq_frequency"]
@@ -63,7 +63,7 @@ class AverageEncoder(_WordVectorBaseline):
     vectors:
         Anything :func:`sfbow.vectors.as_word_vectors` accepts (``None``: GloVe 6B 50d).
     tokenizer:
-        ``str -> list[str]``; default :func:`sfbow.tokenize.tokenize`.
+        ``str -> list[str]``; default :func:`sfbow.tokenization.tokenize`.
     """
 
     def encode(self, sentences: Sequence[str]) -> np.ndarray:

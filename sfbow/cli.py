@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from shared_utils.atomic import atomic_write
+from sfbow import sts_benchmark
 from sfbow.evaluation import split_lines
 from sfbow.model import SFBoW
-from sfbow.similarity import cosine, fuzzy_jaccard
-from sfbow.universe import DEFAULT_N_WORDS, STRATEGIES
+from sfbow.similarities import cosine, fuzzy_jaccard
+from sfbow.universe import DEFAULT_N_WORDS, STRATEGIES, read_universe_file
 from sfbow.vectors import WordVectors
+from shared_utils.atomic import atomic_write
 
 _EPILOG = """examples:
   sfbow encode sentences.txt -o vectors.npy      one sentence per line -> (lines x K) float32 .npy
@@ -25,9 +26,15 @@ _EPILOG = """examples:
   sfbow similarity "A man plays guitar." "Someone is playing a guitar."
   sfbow fit --vectors glove.840B.300d.txt --universe pca -o my-model.npz
   sfbow encode sentences.txt -o vectors.npy --model my-model.npz
+  sfbow distill path/to/sentence-transformer -o distilled.npz   (extra: distill)
+  sfbow encode sentences.txt -o vectors.npy --model minilm    (distilled all-MiniLM-L6-v2, cached)
+  sfbow sts --data ~/sts --out sts-results      the STS table; the data folder is yours to name
 
 Without --model, commands use the default model (GloVe 6B 50d, pca universe, K=100),
 which ships with the package and needs no network."""
+
+#: ``--metric`` names: the names of the library's functions.
+MEASURES = {"fuzzy_jaccard": fuzzy_jaccard, "cosine": cosine}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"sfbow {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
@@ -60,8 +67,9 @@ def _build_parser() -> argparse.ArgumentParser:
     similarity = commands.add_parser("similarity", help="print the similarity of two sentences")
     similarity.add_argument("sentence_a")
     similarity.add_argument("sentence_b")
-    similarity.add_argument("--metric", choices=("jaccard", "cosine"), default="jaccard",
-                            help="fuzzy Jaccard (default, in [0, 1]) or cosine")
+    similarity.add_argument("--metric", choices=tuple(MEASURES), default="fuzzy_jaccard",
+                            help="fuzzy_jaccard (default, in [0, 1]) or cosine (in [-1, 1]), as sfbow.fuzzy_jaccard "
+                                 "and sfbow.cosine")
     _add_model_option(similarity)
     similarity.set_defaults(handler=_similarity)
 
@@ -80,22 +88,32 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     fit.set_defaults(handler=_fit)
 
+    distill = commands.add_parser("distill", help="distil a local sentence-transformers model into an sfbow model")
+    distill.add_argument("model_folder", help="a local sentence-transformers model folder (offline)")
+    distill.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    distill.add_argument("--pca-dims", type=int, default=None,
+                         help="model2vec PCA dimensions (default: none, keep all)")
+    distill.add_argument("--universe", choices=sorted(STRATEGIES), default="pca", help="universe strategy (default: pca)")
+    distill.add_argument("-k", "--k", type=int, default=160, help="universe size K (default 160, tuned on STS-B dev)")
+    distill.add_argument("--no-normalize", action="store_true",
+                         help="keep the distilled vectors' lengths (their weighting) instead of unit vectors")
+    distill.set_defaults(handler=_distill)
+
     _add_sts_command(commands)
     return parser
 
 
 def _add_sts_command(commands: argparse._SubParsersAction) -> None:
-    try:
-        from sfbow import sts_benchmark
-    except ImportError:  # the STS benchmark needs the optional evaluation dependencies
-        return
-    sts = commands.add_parser("sts", help="run the STS benchmark table (methods x datasets)")
+    sts = commands.add_parser("sts", help="run the STS benchmark table (methods x datasets)",
+                              description=(sts_benchmark.__doc__ or "").split("\n\n")[0] + "\n\n"
+                              + sts_benchmark.WHERE_TO_GET, formatter_class=argparse.RawDescriptionHelpFormatter)
     sts_benchmark.add_arguments(sts)
     sts.set_defaults(handler=sts_benchmark.run)
 
 
 def _add_model_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="a model file written by 'sfbow fit' (default: the built-in model)")
+    parser.add_argument("--model", help="a model file written by 'sfbow fit' or 'sfbow distill', or 'minilm' "
+                        "(distilled from all-MiniLM-L6-v2, built and cached on first use); default: the built-in model")
 
 
 def _load_model(path: str | None) -> SFBoW:
@@ -103,10 +121,15 @@ def _load_model(path: str | None) -> SFBoW:
         from sfbow import default_model
 
         return default_model()
+    from sfbow.distill import PRETRAINED, pretrained
+
+    if path in PRETRAINED and not Path(path).exists():
+        return pretrained(path)
     return SFBoW.load(path)
 
 
 def _encode(args: argparse.Namespace) -> int:
+    source: str | Path
     if args.input == "-":
         raw, source = sys.stdin.buffer.read(), "<stdin>"
     else:
@@ -124,18 +147,26 @@ def _encode(args: argparse.Namespace) -> int:
 
 def _similarity(args: argparse.Namespace) -> int:
     vectors = _load_model(args.model).encode([args.sentence_a, args.sentence_b])
-    measure = fuzzy_jaccard if args.metric == "jaccard" else cosine
-    print(f"{measure(vectors[0], vectors[1]):.4f}")
+    print(f"{MEASURES[args.metric](vectors[0], vectors[1]):.4f}")
     return 0
 
 
 def _fit(args: argparse.Namespace) -> int:
     vectors = None if args.vectors is None else WordVectors.from_file(
         args.vectors, binary=args.binary, limit=args.limit)
-    universe = args.universe if args.universe_file is None else np.load(args.universe_file, allow_pickle=False)
+    universe = args.universe if args.universe_file is None else read_universe_file(args.universe_file)
     model = SFBoW(vectors, universe, k=args.k, n_words=args.n_words, random_state=args.seed,
                   normalize=not args.no_normalize, clip=not args.no_clip)
     model.save(args.output)
+    print(f"saved {model!r} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from sfbow.distill import distill
+
+    model = distill(args.model_folder, args.output, pca_dims=args.pca_dims, universe=args.universe, k=args.k,
+                    normalize=not args.no_normalize)
     print(f"saved {model!r} to {args.output}", file=sys.stderr)
     return 0
 

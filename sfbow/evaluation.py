@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from sfbow.similarity import paired_cosine, paired_fuzzy_jaccard
+from sfbow.similarities import paired_cosine, paired_fuzzy_jaccard
 
 __all__ = [
     "SIMILARITIES",

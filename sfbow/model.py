@@ -19,11 +19,14 @@ from tqdm.auto import tqdm
 
 from sfbow import _kernels, _persistence
 from sfbow._lookup import token_ids
+from sfbow._memory import check_fits
 from sfbow._validation import check_sentences
-from shared_utils.checks import check_positive_int
-from sfbow.tokenize import Tokenizer, tokenize
-from sfbow.universe import DEFAULT_N_WORDS, build_universe
+from sfbow.errors import ModelFileError
+from sfbow.subword import SubwordVectors, subword_members, subword_vectors
+from sfbow.tokenization import Tokenizer, tokenize
+from sfbow.universe import DEFAULT_N_WORDS, build_universe, check_universe, universe_size
 from sfbow.vectors import WordVectors, as_word_vectors
+from shared_utils.checks import check_positive_int
 
 __all__ = ["SFBoW"]
 
@@ -54,7 +57,7 @@ class SFBoW:
     clip:
         Clip memberships at 0 (the fuzzy-set definition; fuzzy Jaccard expects it).
     tokenizer:
-        ``str -> list[str]``; default :func:`sfbow.tokenize.tokenize`. Not saved with the model.
+        ``str -> list[str]``; default :func:`sfbow.tokenization.tokenize`. Not saved with the model.
     random_state:
         Seed of the random universe strategies.
     n_words:
@@ -71,16 +74,56 @@ class SFBoW:
                  normalize: bool = True, clip: bool = True, tokenizer: Tokenizer | None = None,
                  random_state: int = 0, n_words: int = DEFAULT_N_WORDS,
                  memberships: str = "float32") -> None:
-        self.vectors: WordVectors = as_word_vectors(vectors)
-        self.normalize = bool(normalize)
-        self.clip = bool(clip)
-        self.memberships = _check_memberships(memberships, self.clip)
+        word_vectors = as_word_vectors(vectors)
+        normalize, clip = bool(normalize), bool(clip)
+        memberships = _check_memberships(memberships, clip)
+        _check_tokenizer(tokenizer)
+        if isinstance(universe, str):  # refuse a table that cannot fit before fitting the universe
+            _check_table_fits(len(word_vectors), universe_size(universe, word_vectors.dim, k), memberships, "k")
+        word_matrix = unit_rows(word_vectors.matrix) if normalize else word_vectors.matrix
+        matrix = build_universe(universe, word_matrix, k=k, random_state=random_state, n_words=n_words)
+        self._assemble(word_vectors, matrix, strategy=universe if isinstance(universe, str) else "custom",
+                       normalize=normalize, clip=clip, tokenizer=tokenizer, memberships=memberships,
+                       word_matrix=word_matrix)
+
+    @classmethod
+    def from_parts(cls, vectors: WordVectors, universe: Any, *, strategy: str = "custom", normalize: bool = True,
+                   clip: bool = True, tokenizer: Tokenizer | None = None, memberships: str = "float32") -> SFBoW:
+        """A model from parts already built: word vectors and a ``(K, d)`` universe, used as given.
+
+        ``strategy`` only labels the universe (``repr``, the model file). :meth:`load` builds its model
+        here, and ``__init__`` ends in the same assembly, so both validate and set the same attributes.
+        """
+        if not isinstance(vectors, WordVectors):
+            raise TypeError(f"vectors must be WordVectors, got {type(vectors).__name__}")
+        for value, name in ((normalize, "normalize"), (clip, "clip")):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+        if not isinstance(strategy, str):
+            raise TypeError(f"strategy must be a str (a label), got {type(strategy).__name__}")
+        model = cls.__new__(cls)
+        model._assemble(vectors, universe, strategy=strategy, normalize=bool(normalize), clip=bool(clip),
+                        tokenizer=tokenizer, memberships=_check_memberships(memberships, bool(clip)))
+        return model
+
+    def _assemble(self, vectors: WordVectors, universe: Any, *, strategy: str, normalize: bool, clip: bool,
+                  tokenizer: Tokenizer | None, memberships: str, word_matrix: np.ndarray | None = None) -> None:
+        """The one place a model's attributes are set: validate the parts, then build the table."""
+        _check_tokenizer(tokenizer)
+        if isinstance(vectors, SubwordVectors) and tokenizer is not None:
+            raise ValueError("subword vectors bring their own WordPiece tokenizer; do not pass tokenizer=")
+        universe = check_universe(universe, vectors.dim)
+        _check_table_fits(len(vectors), universe.shape[0], memberships, "K (the universe's rows)")
+        if word_matrix is None:
+            word_matrix = unit_rows(vectors.matrix) if normalize else vectors.matrix
+        _check_memberships_fit_float32(word_matrix, universe)
+        self.vectors: WordVectors = vectors
+        self.normalize = normalize
+        self.clip = clip
+        self.memberships = memberships
         self.tokenizer: Tokenizer = tokenize if tokenizer is None else tokenizer
-        if not callable(self.tokenizer):
-            raise TypeError(f"tokenizer must be a callable str -> list[str], got {type(tokenizer).__name__}")
-        self.strategy = universe if isinstance(universe, str) else "custom"
-        word_matrix = self._word_matrix()
-        self.universe = build_universe(universe, word_matrix, k=k, random_state=random_state, n_words=n_words)
+        self.strategy = strategy
+        self.universe = universe
         self.table = self._membership_table(word_matrix)
 
     @property
@@ -92,16 +135,19 @@ class SFBoW:
         return (f"SFBoW(vectors={self.vectors!r}, universe={self.strategy!r}, K={self.dim}, "
                 f"normalize={self.normalize}, clip={self.clip})")
 
-    def _word_matrix(self) -> np.ndarray:
-        """The word vectors the model works on: unit rows when :attr:`normalize`."""
-        return unit_rows(self.vectors.matrix) if self.normalize else self.vectors.matrix
-
     def _membership_table(self, word_matrix: np.ndarray) -> np.ndarray | None:
         """The table of :attr:`memberships`; for ``"on-the-fly"`` keep the word matrix instead."""
         if self.memberships == "on-the-fly":
+            if isinstance(self.vectors, SubwordVectors):
+                raise ValueError("memberships='on-the-fly' is not available for subword vectors; use 'float16'")
             self._membership_words = word_matrix
             return None
         table = self._memberships_of(word_matrix)
+        if isinstance(self.vectors, SubwordVectors):  # rows of whole words: the max over their pieces
+            ids, offsets = self.vectors.word_pieces()
+            words = np.empty((len(offsets) - 1, table.shape[1]), np.float32)
+            _kernels.max_pool(np.ascontiguousarray(table, dtype=np.float32), ids, offsets, words)
+            table = np.concatenate([table, words])
         if self.memberships == "float32":
             return np.ascontiguousarray(table, dtype=np.float32)
         with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
@@ -142,7 +188,11 @@ class SFBoW:
 
         def encode_chunk(start: int) -> int:
             stop = min(start + chunk, n)
-            ids, offsets = token_ids(sentences[start:stop], self.vectors, self.tokenizer, pretokenized=pretokenized)
+            if isinstance(self.vectors, SubwordVectors):
+                ids, offsets = self.vectors.token_ids(sentences[start:stop], pretokenized=pretokenized, word_rows=True)
+            else:
+                ids, offsets = token_ids(sentences[start:stop], self.vectors, self.tokenizer,
+                                         pretokenized=pretokenized)
             self._max_pool(ids, offsets, out[start:stop])
             return stop - start
 
@@ -161,48 +211,115 @@ class SFBoW:
         return out
 
     def _max_pool(self, ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
-        """Max-pool each sentence's membership rows into ``out`` (float32), per :attr:`memberships`."""
-        if self.memberships == "float32":
-            _kernels.max_pool(self.table, ids, offsets, out)
-        elif self.memberships == "float16":
-            _kernels.max_pool_half(self.table.view(np.uint16), ids, offsets, out)
-        else:
+        """Max-pool each sentence's membership rows into ``out`` (float32), per :attr:`memberships`.
+
+        The kernels run inside :func:`sfbow._kernels.exclusive`, so encodes from several user
+        threads are safe under every Numba threading layer.
+        """
+        table = self.table
+        if table is None:  # "on-the-fly": the memberships of this chunk's words only
             rows, local_ids = np.unique(ids, return_inverse=True)
             table = np.ascontiguousarray(self._memberships_of(self._membership_words[rows]), dtype=np.float32)
-            _kernels.max_pool(table, local_ids.astype(np.int64, copy=False), offsets, out)
+            ids = local_ids.astype(np.int64, copy=False)
+        with _kernels.exclusive():
+            if self.memberships == "float16":
+                _kernels.max_pool_half(table.view(np.uint16), ids, offsets, out)
+            else:
+                _kernels.max_pool(table, ids, offsets, out)
 
     # -- persistence -----------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the model to one ``.npz`` file (no pickle), atomically. The tokenizer is not saved."""
-        _persistence.save_model(path, self)
+        """Write the model to one model file (no pickle; see :mod:`sfbow._persistence`), atomically.
+
+        The tokenizer is code, so it is not saved: pass it again to :meth:`load`.
+        """
+        words, word_ends = _persistence.encode_words(self.vectors.words)
+        options = {"strategy": self.strategy, "normalize": self.normalize, "clip": self.clip,
+                   "custom_tokenizer": self.tokenizer is not tokenize}
+        arrays = {"words": words, "word_ends": word_ends, "vectors": self.vectors.matrix, "universe": self.universe}
+        if isinstance(self.vectors, SubwordVectors):
+            arrays.update(subword_members(self.vectors))
+        _persistence.save_model_file(path, options, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None,
              memberships: str = "float32") -> SFBoW:
-        """Read a model written by :meth:`save`, validating its format, shapes and checksums.
+        """Read a model written by :meth:`save`, validating its format, shapes, checksums and values.
 
-        ``memberships`` is a run-time choice, not saved (see :class:`SFBoW`).
+        ``memberships`` is a run-time choice, not saved (see :class:`SFBoW`). A file that is not a valid
+        model is a :class:`sfbow.errors.ModelFileError` naming it.
         """
-        words, matrix, universe, meta = _persistence.load_model(path)
-        if meta.get("custom_tokenizer") and tokenizer is None:
+        contents = _persistence.read_model_file(path)
+        options = contents.options
+        _check_memberships(memberships, options["clip"])
+        _check_tokenizer(tokenizer)
+        if options["custom_tokenizer"] and tokenizer is None:
             warnings.warn(f"{path} was saved from a model with a custom tokenizer, which is not stored; "
                           "pass tokenizer= to load() or it encodes with the default tokenizer", stacklevel=2)
-        model = cls.__new__(cls)
-        model.vectors = WordVectors(words, matrix)
-        model.normalize, model.clip = meta["normalize"], meta["clip"]
-        model.memberships = _check_memberships(memberships, model.clip)
-        model.strategy = meta["strategy"]
-        model.tokenizer = tokenize if tokenizer is None else tokenizer
-        model.universe = universe
-        model.table = model._membership_table(model._word_matrix())
-        return model
+        try:  # the same checks as a model built in memory: finite values, shapes, no duplicate words
+            vectors = subword_vectors(contents) or WordVectors(contents.words, contents.arrays["vectors"])
+            return cls.from_parts(vectors, contents.arrays["universe"], strategy=options["strategy"],
+                                  normalize=options["normalize"], clip=options["clip"], tokenizer=tokenizer,
+                                  memberships=memberships)
+        except ValueError as exc:
+            raise ModelFileError(f"{path} holds an invalid model: {exc}") from exc
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """``matrix`` with every row scaled to unit L2 norm (all-zero rows stay zero), as float32."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+    """``matrix`` with every row scaled to unit L2 norm (all-zero rows stay zero), as float32.
+
+    Each row is first scaled by a power of two that brings its largest entry into [0.5, 1), which is
+    exact, so the float32 norm can neither overflow (entries near 1e19 and beyond) nor underflow
+    (subnormal entries): every non-zero finite row comes out with norm 1.
+    """
+    scaled, _ = _power_of_two_scaled(matrix)
+    norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+    return (scaled / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+
+
+def _power_of_two_scaled(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows * 2**-e, e)`` (float32, int column) with ``e`` putting each row's largest |entry| in [0.5, 1)."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    _, exponents = np.frexp(np.max(np.abs(matrix), axis=1, keepdims=True, initial=0))
+    return np.ldexp(matrix, -exponents).astype(np.float32, copy=False), exponents
+
+
+def _largest_row_norm(matrix: np.ndarray) -> float:
+    """The largest L2 row norm of ``matrix``, computed without overflow (as a float64)."""
+    scaled, exponents = _power_of_two_scaled(matrix)
+    norms = np.linalg.norm(scaled, axis=1).astype(np.float64) * np.exp2(exponents[:, 0].astype(np.float64))
+    return float(norms.max(initial=0))
+
+
+#: Memberships are kept below half the float32 maximum, a margin for the rounding of the dot products.
+_MEMBERSHIP_LIMIT = float(np.finfo(np.float32).max) / 2
+
+
+def _check_memberships_fit_float32(word_matrix: np.ndarray, universe: np.ndarray) -> None:
+    """Refuse parts whose memberships could overflow float32 (then ``encode`` would give inf or NaN).
+
+    By Cauchy-Schwarz no membership, nor any partial sum of its dot product, exceeds the largest word
+    norm times the largest universe-row norm, so checking that bound makes overflow impossible in every
+    ``memberships`` mode, including the per-batch on-the-fly one.
+    """
+    word_norm, universe_norm = _largest_row_norm(word_matrix), _largest_row_norm(universe)
+    if word_norm * universe_norm > _MEMBERSHIP_LIMIT:
+        raise ValueError(
+            f"memberships could reach {word_norm * universe_norm:.3g}, beyond the float32 range (3.4e38): the "
+            f"word vectors' largest norm is {word_norm:.3g} and the universe's {universe_norm:.3g}; scale the "
+            "vectors or the universe down, or use normalize=True")
+
+
+def _check_table_fits(n_words: int, k: int, memberships: str, argument: str) -> None:
+    bytes_per_entry = {"float32": 4, "float16": 6, "on-the-fly": 0}[memberships]  # float16: float32, then half
+    check_fits(n_words * k * bytes_per_entry, f"the membership table of {n_words} words x K={k} ({memberships})",
+               f"lower {argument} or use memberships='on-the-fly'")
+
+
+def _check_tokenizer(tokenizer: Any) -> None:
+    if tokenizer is not None and not callable(tokenizer):
+        raise TypeError(f"tokenizer must be a callable str -> list[str], got {type(tokenizer).__name__}")
 
 
 def _check_memberships(memberships: str, clip: bool) -> str:

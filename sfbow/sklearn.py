@@ -24,9 +24,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from sfbow._lookup import token_ids
 from sfbow._validation import check_sentences
 from sfbow.model import SFBoW, unit_rows
-from sfbow.tokenize import Tokenizer, tokenize
+from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe
 from sfbow.vectors import DEFAULT_VECTORS_NAME, WordVectors, as_word_vectors
 
@@ -59,7 +60,7 @@ class SFBoWVectorizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     normalize, clip:
         As for :class:`sfbow.SFBoW`: L2-normalise word vectors, clip memberships at 0.
     tokenizer:
-        ``str -> list[str]`` (default :func:`sfbow.tokenize.tokenize`). To pickle the estimator, use a
+        ``str -> list[str]`` (default :func:`sfbow.tokenization.tokenize`). To pickle the estimator, use a
         module-level function, not a lambda.
     random_state:
         Seed of the random strategies (``gaussian``, ``kmeans``).
@@ -88,7 +89,7 @@ class SFBoWVectorizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def fit(self, X: Iterable[str], y: Any = None) -> SFBoWVectorizer:
         """Build the universe (from X's words with ``fit_universe_on="data"``) and the model."""
-        sentences = _check_sentences(X)
+        sentences = _check_training_sentences(X)
         if self.fit_universe_on not in FIT_UNIVERSE_ON:
             raise ValueError(f"fit_universe_on must be one of {FIT_UNIVERSE_ON}, got {self.fit_universe_on!r}")
         default = _is_default(self.vectors)
@@ -108,34 +109,35 @@ class SFBoWVectorizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self
 
     def transform(self, X: Iterable[str]) -> np.ndarray:
-        """``(n, K)`` float32 features, one row per sentence (zeros for a sentence of unknown words)."""
+        """``(n, K)`` float32 features, one row per sentence (zeros for a sentence of unknown words);
+        no sentences give ``(0, K)``, as :meth:`sfbow.SFBoW.encode` does."""
         check_is_fitted(self, "universe_")
-        return self._fitted_model().encode(_check_sentences(X), show_progress=False)
+        return self._fitted_model().encode(check_sentences(X, "X"), show_progress=False)
 
     def _data_word_matrix(self, vectors: WordVectors, sentences: list[str]) -> np.ndarray:
         """The vectors of the words occurring in ``sentences``, in frequency (row) order."""
         tokenizer = tokenize if self.tokenizer is None else self.tokenizer
-        words = {token for sentence in sentences for token in tokenizer(sentence)}
-        rows = sorted(vectors.index[w] for w in words if w in vectors.index)
-        if not rows:
+        rows = np.unique(token_ids(sentences, vectors, tokenizer)[0])  # sorted: frequency (row) order
+        if not len(rows):
             raise ValueError("no word of X is in the vocabulary of the vectors: cannot fit the universe on X")
         matrix = vectors.matrix[rows]
         return unit_rows(matrix) if self.normalize else matrix
 
     def _fitted_model(self) -> SFBoW:
         """The fitted model, rebuilt from the universe after unpickling (it is not pickled)."""
-        if getattr(self, "_model", None) is None:
+        model = getattr(self, "_model", None)
+        if model is None:
             vectors = self.vectors if self.vectors_ is None else self.vectors_
-            self._model = SFBoW(vectors, self.universe_, normalize=self.normalize, clip=self.clip,
-                                tokenizer=self.tokenizer)
-        return self._model
+            model = self._model = SFBoW(vectors, self.universe_, normalize=self.normalize, clip=self.clip,
+                                        tokenizer=self.tokenizer)
+        return model
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state.pop("_model", None)  # the table is recomputed; the vectors are vectors_ or the default
         return state
 
-    def __sklearn_tags__(self):  # noqa: ANN204 - sklearn.utils.Tags, imported lazily by sklearn
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
         tags.input_tags.two_d_array = False
@@ -147,8 +149,8 @@ def _is_default(vectors: Any) -> bool:
     return vectors is None or (isinstance(vectors, str) and vectors == DEFAULT_VECTORS_NAME)
 
 
-def _check_sentences(X: Any) -> list[str]:
-    """X as a list of sentences (see :func:`sfbow._validation.check_sentences`), at least one."""
+def _check_training_sentences(X: Any) -> list[str]:
+    """X as a list of sentences (see :func:`sfbow._validation.check_sentences`), at least one to fit on."""
     sentences = check_sentences(X, "X")
     if not sentences:
         raise ValueError("X has 0 sentences; at least one is required")

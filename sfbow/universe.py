@@ -18,21 +18,30 @@ pca            principal directions of the ``n_words`` most frequent words, both
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shared_utils.checks import check_finite_matrix, check_positive_int
+from sfbow._memory import check_fits
+from sfbow._npy import read_npy_header
+from sfbow.vectors import as_float32
+from shared_utils.checks import check_positive_int
 
 __all__ = [
     "STRATEGIES",
     "build_universe",
+    "check_universe",
     "frequent_words",
     "gaussian",
     "identity",
     "kmeans",
     "principal_directions",
+    "read_universe_file",
+    "universe_size",
 ]
 
 Strategy = Callable[[np.ndarray, int, int], np.ndarray]
@@ -124,25 +133,70 @@ def build_universe(strategy: str | Any, word_matrix: np.ndarray, *, k: int | Non
         Seed of the random strategies (``gaussian``, ``kmeans``).
     n_words:
         How many of the most frequent words ``kmeans`` and ``pca`` are fitted on.
+
+    A K so large that the universe cannot fit in memory is a ``ValueError`` naming ``k``, raised
+    before anything is allocated.
     """
     dim = word_matrix.shape[1]
     if not isinstance(strategy, str):
         if k is not None:
             raise ValueError("k applies to the named strategies; a user-supplied universe has K = its rows")
-        universe = np.ascontiguousarray(strategy, dtype=np.float32)
-        if universe.ndim != 2 or universe.shape[1] != dim or universe.shape[0] == 0:
-            raise ValueError(
-                f"universe must be a (K, d) matrix with K >= 1 and d = {dim} (the word-vector "
-                f"dimension); got shape {universe.shape}"
-            )
-        check_finite_matrix(universe, "universe")
-        return universe
+        return check_universe(strategy, dim)
+    k = universe_size(strategy, dim, k)
+    n_words = check_positive_int(n_words, "n_words")
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise TypeError(f"random_state must be a non-negative integer, got {random_state!r}")
+    # float64 while drawing or fitting, then the float32 result
+    check_fits(k * dim * 12, f"a {strategy} universe of k={k} rows x d={dim}", "lower k")
+    return STRATEGIES[strategy](word_matrix[:n_words], k, random_state)
+
+
+def universe_size(strategy: str, dim: int, k: int | None) -> int:
+    """K for a named ``strategy`` over ``dim``-dimensional vectors: ``k`` checked, or the default."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown universe strategy {strategy!r}; choose one of {sorted(STRATEGIES)}")
     if k is None:
         k = DEFAULT_K[strategy] or (2 * dim if strategy == "pca" else dim)
-    k = check_positive_int(k, "k")
-    n_words = check_positive_int(n_words, "n_words")
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
-        raise TypeError(f"random_state must be a non-negative integer, got {random_state!r}")
-    return STRATEGIES[strategy](word_matrix[:n_words], k, random_state)
+    return check_positive_int(k, "k")
+
+
+def check_universe(universe: Any, dim: int, name: str = "universe") -> np.ndarray:
+    """``universe`` as a C-contiguous float32 ``(K, dim)`` matrix with K >= 1 and finite real values.
+
+    A complex matrix is refused (casting would drop its imaginary part), as are NaN and inf, and
+    values beyond the float32 range (they would become inf).
+    """
+    matrix = as_float32(universe, name)
+    if matrix.ndim != 2 or matrix.shape[1] != dim or matrix.shape[0] == 0:
+        raise ValueError(
+            f"{name} must be a (K, d) matrix with K >= 1 and d = {dim} (the word-vector "
+            f"dimension); got shape {matrix.shape}"
+        )
+    return matrix
+
+
+def read_universe_file(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a ``(K, d)`` universe from a ``.npy`` file (no pickle), checked before anything is allocated.
+
+    The header's shape and dtype must describe exactly the bytes the file holds, and the dtype must be
+    a real number type; any other file is a ``ValueError`` naming it. The values are checked by
+    :func:`check_universe` when the model is built.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"universe file not found: {path}")
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        try:
+            shape, fortran_order, dtype = read_npy_header(handle)
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a .npy array file: {exc}") from None
+        offset = handle.tell()
+        if dtype.kind not in "fiu" or len(shape) != 2:
+            raise ValueError(f"{path}: a universe is a 2-D array of real numbers; this file holds {dtype} {shape}")
+        needed = math.prod(shape) * dtype.itemsize
+        if offset + needed != size:
+            raise ValueError(f"{path}: its header declares {dtype} {shape} ({needed} bytes) but {size - offset} "
+                             "bytes follow it (truncated or corrupt)")
+        matrix = np.fromfile(handle, dtype=dtype, count=math.prod(shape))
+    return matrix.reshape(shape, order="F" if fortran_order else "C")

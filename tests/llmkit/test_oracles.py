@@ -189,3 +189,18 @@ def closed_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}/analyze"
+
+
+def test_restricted_joblib_loader_refuses_globals_off_its_list(tmp_path):
+    joblib = pytest.importorskip("joblib")
+    from collections import Counter
+
+    from llmkit.restricted_pickle import UnsafePickleError, restricted_joblib_load
+
+    path = tmp_path / "model.joblib"
+    joblib.dump({"weights": np.arange(3.0), "counts": Counter("abc")}, path)
+    with pytest.raises(UnsafePickleError, match="collections.Counter, which is not on the allow-list"):
+        restricted_joblib_load(path, {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype})
+    joblib.dump({"weights": np.arange(3.0)}, path)
+    loaded = restricted_joblib_load(path, {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype})
+    assert loaded["weights"].tolist() == [0.0, 1.0, 2.0]

@@ -1,4 +1,4 @@
-"""Baselines: exactness on small vectors against NumPy references, and the DESIGN.md STS-B dev figures."""
+"""Baselines: exactness on small vectors against NumPy references, and the STS-B dev figures of docs/sts.md."""
 
 from __future__ import annotations
 

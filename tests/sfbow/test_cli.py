@@ -31,7 +31,7 @@ def test_encode_reads_stdin_through_the_console_script(tmp_path):
 def test_similarity_prints_a_number(capsys):
     assert main(["similarity", "A man is playing a guitar.", "Someone plays the guitar."]) == 0
     related = float(capsys.readouterr().out)
-    main(["similarity", "A man is playing a guitar.", "Stocks fell sharply.", "--metric", "jaccard"])
+    main(["similarity", "A man is playing a guitar.", "Stocks fell sharply.", "--metric", "fuzzy_jaccard"])
     assert related > float(capsys.readouterr().out)
 
 

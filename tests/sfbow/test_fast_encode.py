@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sfbow import SFBoW
 from sfbow._reference import reference_encode
-from sfbow.tokenize import tokenize
+from sfbow.tokenization import tokenize
 
 
 def reference(model: SFBoW, sentences: list[str]) -> np.ndarray:

@@ -112,8 +112,8 @@ def test_any_ordered_iterable_is_encoded_by_position(small_model):
 
     sentences = ["the cat", "a dog ran", ""]
     expected = small_model.encode(sentences)
-    for given in (tuple(sentences), iter(sentences), np.array(sentences), pd.Series(sentences, index=[7, 3, 5])):
-        np.testing.assert_array_equal(small_model.encode(given), expected)
+    for source in (tuple(sentences), iter(sentences), np.array(sentences), pd.Series(sentences, index=[7, 3, 5])):
+        np.testing.assert_array_equal(small_model.encode(source), expected)
     with pytest.raises(TypeError, match="ordered sequence"):
         small_model.encode({"the cat"})
 
@@ -122,3 +122,20 @@ def test_a_tokenizer_that_returns_no_list_is_named(small_vectors):
     model = SFBoW(small_vectors, "identity", tokenizer=lambda s: None)
     with pytest.raises(TypeError, match="tokenizer must return a list of strings; for sentence 0 it returned NoneType"):
         model.encode(["the cat"])
+
+
+def test_from_parts_builds_the_same_model_as_init(small_vectors):
+    built = SFBoW(small_vectors, "gaussian", k=6, clip=False)
+    parts = SFBoW.from_parts(small_vectors, built.universe, strategy="gaussian", clip=False)
+    assert set(vars(parts)) == set(vars(built)) and repr(parts) == repr(built)
+    np.testing.assert_array_equal(parts.table, built.table)
+    for bad, error, message in [
+        ({"vectors": (small_vectors.words, small_vectors.matrix)}, TypeError, "vectors must be WordVectors"),
+        ({"normalize": 1}, TypeError, "normalize must be a bool"),
+        ({"strategy": None}, TypeError, "strategy must be a str"),
+        ({"universe": built.universe[:, :3]}, ValueError, "d = 8"),
+        ({"memberships": "float16", "clip": False}, ValueError, "needs clip=True"),
+    ]:
+        arguments = {"vectors": small_vectors, "universe": built.universe, **bad}
+        with pytest.raises(error, match=message):
+            SFBoW.from_parts(arguments.pop("vectors"), arguments.pop("universe"), **arguments)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sfbow import SFBoW
 from sfbow._native_tokenizer import NativeVocabulary
-from sfbow.tokenize import tokenize
+from sfbow.tokenization import tokenize
 
 
 def python_ids(sentences: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +40,7 @@ def glove(default_model: SFBoW) -> NativeVocabulary:
 # A small vocabulary with look-alikes (case, prefixes, non-ASCII, punctuation, underscores) in a
 # table of 16 slots, so probing chains and key comparisons are exercised.
 SMALL_WORDS = ["the", "The", "a", "ab", "abc", "b", "x_y", "_", "'", "!", ".", "...", "42", "4",
-               "é", "café", "i", "σ", "ς", "—", "’", "£", "\ud800", "hello", "world"]
+               "é", "café", "cafe", "\u0301", ";", "\u00e5", "i", "σ", "ς", "—", "’", "£", "\ud800", "hello", "world"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,9 @@ def test_edge_cases(small: NativeVocabulary) -> None:
     sentences = ["", " ", "\x1c\x1d\x1e\x1f", "...", "THE the The tHe", "x_y X_Y x_yz _x_", "abcd abc",
                  "4 42 420", "héllo wörld", "Café!", "İ i", "ΣΑΣ σ", "a\u00a0b", "a\u3000b", "\ud800 a",
                  "unknownword", "\x00\x7f", "hello world " * 5000,
-                 "it’s “the” a—b £4 ’’ —", "\ud800the\ud800", "café — the", "the\u00a0—", "Σ—the", "€ ™ … ‚"]
+                 "it’s “the” a—b £4 ’’ —", "\ud800the\ud800", "café — the", "the\u00a0—", "Σ—the", "€ ™ … ‚",
+                 # Unicode NFC: combining marks after ASCII letters, singleton decompositions
+                 "cafe\u0301 — café", "the\u0301", "a\u0301b \u0301", "\u037e the ;", "\u212b \u00c5", "e\u0308—"]
     assert_same_ids(small, sentences)
     assert_same_ids(small, [])
 
@@ -92,6 +94,7 @@ TEXT = st.lists(
     st.one_of(
         st.sampled_from(list(" \t\n\r\x0b\x0c\x1c\x1f_'.!-,") + ["the", "The", "ab", "42", "hello"]),
         st.sampled_from(list("’“”—–£€…\u00a0\u2009éÄİΣς\ud800")),  # kernel-simple or not
+        st.sampled_from(["\u0301", "\u0308", "\u0338", "\u037e", "\u1fef", "\u212b", "e\u0301"]),  # NFC changes
         st.characters(max_codepoint=127),
         st.characters(),  # any code point, surrogates, combining marks, other scripts
     ),
@@ -117,5 +120,5 @@ def test_generated_word_sequences(small: NativeVocabulary, words: list[str], gap
 def test_which_non_ascii_characters_the_kernel_takes() -> None:
     from sfbow._native_tokenizer import _simple
 
-    assert all(_simple(c) for c in "’“”—–£€…\ud800")
+    assert all(_simple(c) for c in "’“”—–£€…\ud800\u0301")  # \u0301: simple, but not NFC after a letter
     assert not any(_simple(c) for c in "éÄİΣς\u00a0\u2009\u3000一")

@@ -16,7 +16,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "speed.py"
 def test_speed_benchmark_runs_and_names_skipped_peers(stsb_dir, tmp_path):
     output = tmp_path / "speed.json"
     command = [sys.executable, str(SCRIPT), "--sentences", "3000", "--repeats", "1",
-               "--memory-sentences", "5000", "--no-start", "--output", str(output)]
+               "--memory-sentences", "5000", "--no-start", "--no-distilled", "--output", str(output)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(output.read_text())

@@ -18,13 +18,15 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sts"
 
 
 def test_find_datasets_in_fixture_layout() -> None:
-    names = [d.name for d in find_datasets(FIXTURES)]
-    assert names == ["SICK-R", "STS12", "STS16"]
+    datasets, missing = find_datasets(FIXTURES)
+    assert [d.name for d in datasets] == ["SICK-R", "STS12", "STS16"]
+    assert list(missing) == ["STS-B dev", "STS-B test", "STS13", "STS14", "STS15"]
+    assert missing["STS13"] == [FIXTURES / "STS13-en-test", FIXTURES / "STS" / "STS13-en-test"]
 
 
 def test_find_datasets_accepts_sentevals_sts_level(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "STS12-en-test", tmp_path / "STS" / "STS12-en-test")
-    (task,) = find_datasets(tmp_path)
+    (task,), _ = find_datasets(tmp_path)
     assert task.name == "STS12" and len(task.subsets) == 2
 
 
@@ -101,3 +103,57 @@ def test_minilm_reference_encodes_offline() -> None:
     assert vectors.shape == (3, 384)
     cos = vectors @ vectors.T / np.outer(*(2 * [np.linalg.norm(vectors, axis=1)]))
     assert cos[0, 1] > cos[0, 2] + 0.3
+
+
+def test_a_partial_data_folder_names_what_is_missing(tmp_path: Path, capsys) -> None:
+    shutil.copytree(FIXTURES / "STS12-en-test", tmp_path / "STS12-en-test")
+    assert main(["--data", str(tmp_path), "--no-progress", "--methods", "average"]) == 0
+    captured = capsys.readouterr()
+    assert "not found under" in captured.err and "STS-B dev, STS-B test, SICK-R, STS13, STS14, STS15, STS16" in captured.err
+    assert "nan" not in captured.out.lower()
+
+
+def test_only_the_tuning_set_gives_no_mean_rather_than_nan(tmp_path: Path, stsb_dir: Path, capsys) -> None:
+    (tmp_path / "stsbenchmark").mkdir()
+    shutil.copy(stsb_dir / "sts-dev.csv", tmp_path / "stsbenchmark")
+    out = tmp_path / "out"
+    assert main(["--data", str(tmp_path), "--out", str(out), "--no-progress", "--methods", "average"]) == 0
+    printed = capsys.readouterr().out
+    assert "mean (test)" not in printed.split("\n\n")[0] and "No mean: only STS-B dev" in printed
+    assert "nan" not in printed.lower()
+    document = json.loads((out / "sts.json").read_text())
+    assert document["methods"]["average"]["mean_test_spearman"] is None
+    assert document["methods"]["average"]["tasks"]["STS-B dev"]["spearman"] == pytest.approx(52.3, abs=1.0)
+
+
+def test_out_naming_a_file_fails_before_the_run(tmp_path: Path, monkeypatch, capsys) -> None:
+    existing = tmp_path / "results.json"
+    existing.write_text("{}")
+    monkeypatch.setattr(sts_benchmark, "benchmark", lambda *a, **k: pytest.fail("the run started"))
+    assert main(["--data", str(FIXTURES), "--out", str(existing), "--no-progress"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert existing.read_text() == "{}"
+
+
+def test_without_out_nothing_is_written(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["--data", str(FIXTURES), "--no-progress", "--methods", "average"]) == 0
+    assert "wrote" not in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_data_folder_is_a_clear_error(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(sts_benchmark.DATA_ENV, raising=False)
+    assert main(["--no-progress"]) == 2
+    assert "no data folder: pass --data DIR or set SFBOW_STS_DIR=DIR" in capsys.readouterr().err
+
+
+def test_the_environment_names_the_data_folder(monkeypatch, capsys) -> None:
+    monkeypatch.setenv(sts_benchmark.DATA_ENV, str(FIXTURES))
+    assert main(["--no-progress", "--methods", "average"]) == 0
+    assert "| SICK-R" in capsys.readouterr().out.replace("  ", " ")
+
+
+def test_the_library_computes_no_path_from_its_own_location() -> None:
+    source = Path(sts_benchmark.__file__).read_text()
+    assert "__file__" not in source and "parents[" not in source

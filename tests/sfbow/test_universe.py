@@ -76,3 +76,43 @@ def test_k_with_a_user_matrix_and_bad_seeds_are_errors():
         build_universe(np.ones((3, 6)), WORDS, k=2)
     with pytest.raises(TypeError, match="random_state must be a non-negative integer"):
         build_universe("gaussian", WORDS, k=3, random_state="seed")
+
+
+def test_a_universe_too_large_for_memory_is_refused_before_it_is_drawn():
+    with pytest.raises(ValueError, match="a gaussian universe of k=1000000000000 rows x d=6 would need .* lower k"):
+        build_universe("gaussian", WORDS, k=10**12)
+
+
+def test_universe_files_round_trip_and_bad_ones_name_the_file(tmp_path):
+    from sfbow.universe import read_universe_file
+
+    matrix = RNG.standard_normal((4, 6)).astype(np.float32)
+    np.save(tmp_path / "u.npy", matrix)
+    np.testing.assert_array_equal(read_universe_file(tmp_path / "u.npy"), matrix)
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(matrix))
+    np.testing.assert_array_equal(read_universe_file(tmp_path / "fortran.npy"), matrix)
+    data = (tmp_path / "u.npy").read_bytes()
+    bad = {
+        "truncated.npy": data[:-5],
+        "header.npy": data.replace(b"(4, 6)", b"(10000000000, 6)"),
+        "text.npy": b"hello",
+        "objects.npy": data.replace(b"'<f4'", b"'|O' "),
+        "vector.npy": data.replace(b"(4, 6)", b"(24,)  "),
+    }
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=name):
+            read_universe_file(tmp_path / name)
+    for size in range(len(data)):  # every truncation
+        (tmp_path / "cut.npy").write_bytes(data[:size])
+        with pytest.raises(ValueError, match="cut.npy"):
+            read_universe_file(tmp_path / "cut.npy")
+
+
+def test_check_universe_refuses_complex_and_out_of_range_values():
+    from sfbow.universe import check_universe
+
+    with pytest.raises(TypeError, match="universe is complex"):
+        check_universe(np.ones((2, 6)) * 1j, 6)
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        check_universe(np.full((2, 6), 1e39), 6)

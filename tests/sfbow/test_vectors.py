@@ -68,7 +68,7 @@ def test_unsupported_source_type():
 
 @pytest.mark.parametrize(("content", "message"), [
     ("a 1.0 2.0\nb 1.0\n", ":2: expected a word and 2 numbers, got 1"),
-    ("2 2\na 1.0 2.0\nb 1.0 x\n", "not a number"),
+    ("2 2\na 1.0 2.0\nb 1.0 x\n", ":3: a vector value is not a number"),
     ("3 2\na 1.0 2.0\nb 1.0 3.0\n", "announces 3 words but it has 2"),
     ("\n", "no word vectors"),
 ])
