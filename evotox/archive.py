@@ -25,8 +25,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from llmkit.packaged import file_sha256
 from shared_utils.atomic import atomic_write_text
+from shared_utils.hashing import file_sha256
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "RunFile", "RunFileError", "RunWriter", "TruncatedLineWarning",
            "describe_models", "model_changes", "new_header", "open_for_resume", "package_versions", "read_run"]

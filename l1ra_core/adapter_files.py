@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from l1ra_core.config import L1RAConfig
+from shared_utils.hashing import file_sha256
 
 __all__ = [
     "CONFIG_FILE",
@@ -33,7 +34,6 @@ __all__ = [
     "AdapterFileError",
     "AdapterMetadata",
     "check_weights",
-    "file_digest",
     "read_metadata",
 ]
 
@@ -144,7 +144,7 @@ def check_weights(directory: str | os.PathLike[str], metadata: AdapterMetadata) 
     Raises :class:`AdapterFileError` naming the file.
     """
     path = Path(directory) / WEIGHTS_FILE
-    if file_digest(path) != metadata.weights_sha256:
+    if file_sha256(path) != metadata.weights_sha256:
         raise AdapterFileError(
             f"{path} does not match the checksum recorded in {CONFIG_FILE}: the file is truncated, damaged or "
             "from another save"
@@ -165,15 +165,6 @@ def check_weights(directory: str | os.PathLike[str], metadata: AdapterMetadata) 
                 f"{path}: tensor {key} is {dtype} {found}, expected one of {allowed} with shape {shape}; the "
                 "adapter directory is inconsistent"
             )
-
-
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file, hex (what ``weights_sha256`` records)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _metadata_digest(meta: Mapping[str, Any]) -> str:

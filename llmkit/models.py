@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmkit.packaged import MissingPackageError, file_sha256, packaged_file, verify_packaged_file
+from llmkit.packaged import MissingPackageError, packaged_file, verify_packaged_file
 from shared_utils.atomic import atomic_write_text
+from shared_utils.hashing import file_sha256
 
 try:
     import torch

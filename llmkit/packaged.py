@@ -9,15 +9,13 @@ also gives each file's SHA-256, so a truncated or altered file is caught before 
 from __future__ import annotations
 
 import base64
-import hashlib
 import importlib.metadata
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MissingPackageError", "PackagedFile", "file_sha256", "packaged_file", "verify_packaged_file"]
+from shared_utils.hashing import file_sha256
 
-_CHUNK = 1 << 22
+__all__ = ["MissingPackageError", "PackagedFile", "packaged_file", "verify_packaged_file"]
 
 
 class MissingPackageError(ImportError):
@@ -32,15 +30,6 @@ class PackagedFile:
     version: str
     path: Path
     record_sha256: str | None  # hex digest from RECORD, None when RECORD does not list one
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks (a 100 MB model takes a fraction of a second)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def packaged_file(distribution: str, relative_path: str, install_command: str) -> PackagedFile:

@@ -20,7 +20,6 @@ The ``encode_*`` functions take the model as a path or a :class:`ModelFile` and 
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -42,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from sfbow.model import SFBoW
 from shared_utils.checks import check_positive_int, check_real
+from shared_utils.hashing import file_sha256
 
 __all__ = [
     "ModelFile",
@@ -55,8 +55,6 @@ __all__ = [
 
 #: How many models a worker process keeps loaded (the most recently used ones).
 CACHE_SIZE = 2
-
-_HASH_BLOCK = 1 << 22
 
 
 class ModelUnavailableError(RuntimeError):
@@ -77,15 +75,6 @@ class ModelFile:
 _CACHE: OrderedDict[str, SFBoW] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _LOADS: dict[str, int] = {}
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes, read in blocks (constant memory)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while block := stream.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cached_model(path: str, sha256: str) -> SFBoW:

@@ -28,11 +28,11 @@ from l1ra_core.adapter_files import (
     AdapterFileError,
     AdapterMetadata,
     check_weights,
-    file_digest,
     read_metadata,
 )
 from l1ra_core.config import L1RAConfig
 from shared_utils.atomic import atomic_write_text, atomic_write_via
+from shared_utils.hashing import file_sha256
 
 from .controller import L1RAController
 from .layer import base_weight, linear_shape
@@ -65,7 +65,7 @@ def save_adapters(model: nn.Module, config: L1RAConfig, directory: str | os.Path
         {name: (layer.in_features, layer.out_features) for name, layer in adapters.items()},
     )
     weights = atomic_write_via(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-    atomic_write_text(directory / CONFIG_FILE, metadata.to_json(file_digest(weights)))
+    atomic_write_text(directory / CONFIG_FILE, metadata.to_json(file_sha256(weights)))
     return directory
 
 
@@ -116,7 +116,7 @@ def save_training_state(
         tensors,
     )
     weights = atomic_write_via(directory / TRAINING_TENSORS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-    document = {"format": "l1ra-training-state", "format_version": 1, "tensors_sha256": file_digest(weights),
+    document = {"format": "l1ra-training-state", "format_version": 1, "tensors_sha256": file_sha256(weights),
                 "state": structure}
     return atomic_write_text(directory / TRAINING_STATE_FILE, json.dumps(document) + "\n")
 
@@ -154,7 +154,7 @@ def _read_training_state(path: Path, tensors_path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or document.get("format") != "l1ra-training-state" or \
             document.get("format_version") != 1 or "state" not in document:
         raise ValueError(f"{path} is not an L1RA training state (written by save_training_state)")
-    if file_digest(tensors_path) != document.get("tensors_sha256"):
+    if file_sha256(tensors_path) != document.get("tensors_sha256"):
         raise ValueError(f"{tensors_path} does not match the checksum in {path.name}: truncated, damaged or replaced")
     try:
         tensors = load_file(str(tensors_path))

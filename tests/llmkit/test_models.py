@@ -10,7 +10,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from llmkit import models  # noqa: E402
-from llmkit.packaged import MissingPackageError, PackagedFile, file_sha256, packaged_file, verify_packaged_file  # noqa: E402
+from llmkit.packaged import MissingPackageError, PackagedFile, packaged_file, verify_packaged_file  # noqa: E402
+from shared_utils.hashing import file_sha256  # noqa: E402
 
 
 def _cached_folder(cache):

@@ -59,3 +59,14 @@ def test_markdown_table_aligns_and_checks_shape():
                                   "| a      |   1.5 |", "| longer |    10 |"]
     with pytest.raises(ValueError, match=r"rows\[0\] has 1 cells"):
         markdown_table(["a", "b"], [["x"]])
+
+
+def test_file_sha256_is_hashlib_of_the_bytes(tmp_path):
+    import hashlib
+
+    from shared_utils.hashing import file_sha256
+
+    data = bytes(range(256)) * 40_000  # > one 4 MiB block, so the block loop is exercised
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()

@@ -1,0 +1,50 @@
+"""biasbench: bias benchmarks for language models that score sentences by log-likelihood.
+
+- :mod:`biasbench.winobias`: WinoBias pro/anti-stereotyped sentence pairs (Zhao et al., 2018).
+- :mod:`biasbench.crows`: CrowS-Pairs sentence pairs (Nangia et al., 2020).
+- :mod:`biasbench.metrics`: preference shares and mean log-likelihood gaps with paired bootstrap intervals,
+  "bias retained" relative to two reference models.
+- :mod:`biasbench.cda`: counterfactual data augmentation with the WinoBias gender swap lists.
+
+Nothing here needs torch: metrics take log-likelihoods (NumPy arrays) from any scorer, for instance
+:func:`llmkit.loglik.sentence_log_likelihoods`. CrowS-Pairs and WinoBias test are for evaluation only:
+never train or tune on them.
+"""
+
+from biasbench.cda import SwapList, augment, gendered_sentences, load_swap_list
+from biasbench.crows import CrowsPair, load_crows_pairs
+from biasbench.metrics import (
+    BootstrapEstimate,
+    PairMetrics,
+    bias_retained,
+    crows_metrics,
+    mean_gap,
+    pair_metrics,
+    paired_bootstrap,
+    paired_difference,
+    preference_share,
+    winobias_metrics,
+)
+from biasbench.winobias import WinoBiasPair, load_winobias_pairs, load_winobias_sentences
+
+__all__ = [
+    "BootstrapEstimate",
+    "CrowsPair",
+    "PairMetrics",
+    "SwapList",
+    "WinoBiasPair",
+    "augment",
+    "bias_retained",
+    "crows_metrics",
+    "gendered_sentences",
+    "load_crows_pairs",
+    "load_swap_list",
+    "load_winobias_pairs",
+    "load_winobias_sentences",
+    "mean_gap",
+    "preference_share",
+    "pair_metrics",
+    "paired_bootstrap",
+    "paired_difference",
+    "winobias_metrics",
+]

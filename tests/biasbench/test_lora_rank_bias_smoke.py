@@ -1,0 +1,106 @@
+"""The study driver end to end on the smoke configuration: every run, the report, resume and refusals.
+
+Tiny on purpose (2 steps of batch 2, 2 layers adapted, a few pairs): it checks the pipeline, not the finding.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("peft")
+pytest.importorskip("gguf")
+pytest.importorskip("matplotlib")
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "lora_rank_bias.py"
+
+
+def _driver():
+    spec = importlib.util.spec_from_file_location("lora_rank_bias", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["lora_rank_bias"] = module  # dataclasses resolve their module's annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(*args, **kwargs):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, str(SCRIPT), *args], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_smoke_grid_is_resumable_and_reported(tmp_path):
+    results, cache, out = tmp_path / "results", tmp_path / "cache", tmp_path / "out"
+    common = ["--profile", "smoke", "--results-dir", str(results), "--cache-dir", str(cache)]
+    runs = results / "winobias-anti" / "seed0"
+
+    # Kill the grid right after its first result: nothing half-written, and the next call resumes.
+    first = _run("run", *common)
+    deadline = time.monotonic() + 600
+    while not (runs / "base.json").exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert (runs / "base.json").exists()
+    finished_base = (runs / "base.json").stat().st_mtime_ns
+    for path in runs.glob("*.json"):
+        json.loads(path.read_text())  # every result present is whole
+
+    second = _run("run", *common)
+    log, _ = second.communicate(timeout=1800)  # minutes on a quiet machine; a shared one is slower
+    assert second.returncode == 0, log
+    assert "seed 0 base" not in log  # a finished run is never recomputed
+    assert (runs / "base.json").stat().st_mtime_ns == finished_base
+    driver = _driver()
+    plan = driver.Study(driver.PROFILES["smoke"], results, cache).plan(14)
+    assert sorted(p.name for p in runs.glob("*.json")) == sorted(f"{r.name}.json" for r in plan)
+    assert not list(runs.glob(".*"))  # no temporary files left behind
+
+    check = json.loads((runs / "check-r2.json").read_text())
+    assert check["max_loss_difference"] < 1e-4 and check["max_gap_difference"] < 1e-3
+    full = json.loads((runs / "full.json").read_text())
+    assert full["measures"]["kl_to_base"] > 0 and full["measures"]["kl_to_full"] == pytest.approx(0, abs=1e-3)
+    assert len(full["spectra"]["energy_kept"]) == 14
+    assert all(0 < e["1"] <= e["128"] <= 1 for e in full["spectra"]["energy_kept"].values())
+    l1ra = json.loads((runs / "l1ra-b28.json").read_text())
+    assert sum(l1ra["adapters"]["ranks"].values()) == 28
+    base = json.loads((runs / "base.json").read_text())
+    assert base["measures"]["winobias"]["n"] == 6 and base["measures"]["crows"]["gender"]["n"] == 3
+
+    report = _run("report", "--profile", "smoke", "--results-dir", str(results), "--out-dir", str(out))
+    log, _ = report.communicate(timeout=300)
+    assert report.returncode == 0, log
+    text = (out / "lora_rank_bias_smoke.md").read_text()
+    assert "Partial grid" not in text and "| lora-r2" in text and "PEFT LoRA vs l1ra_core" in text
+    assert "Speed (rank 2 budget" in text
+    for name in ("bias_vs_rank", "energy", "l1ra_vs_oracle"):
+        assert (out / f"lora_rank_bias_smoke_{name}.png").stat().st_size > 1000
+
+    # Another configuration never mixes with finished results.
+    mismatch = _run("run", *common, "--steps", "3")
+    log, _ = mismatch.communicate(timeout=300)
+    assert mismatch.returncode != 0 and "made with another configuration" in log
+
+
+@pytest.mark.slow
+def test_bad_grid_arguments_fail_before_training(tmp_path):
+    driver = _driver()
+    common = ["run", "--profile", "smoke", "--results-dir", str(tmp_path), "--cache-dir", str(tmp_path)]
+    with pytest.raises(ValueError, match=r"ranks: rank 500 exceeds min\(out, in\) = 192 of .*k_proj"):
+        driver.main([*common, "--ranks", "1,500"])
+    with pytest.raises(ValueError, match=r"budget 5 is below the number of adapters \(14\)"):
+        driver.main([*common, "--l1ra-budgets", "5"])
+    with pytest.raises(SystemExit):
+        driver.main([*common, "--ranks", "0"])
+    assert not list(tmp_path.rglob("*.json"))
