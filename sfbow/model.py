@@ -15,6 +15,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from sfbow import _kernels, _persistence
@@ -157,7 +158,10 @@ class SFBoW:
         return half
 
     def _memberships_of(self, word_rows: np.ndarray) -> np.ndarray:
-        table = word_rows @ self.universe.T
+        # One BLAS thread: a multi-threaded sgemm rounds differently with the thread count, and a model
+        # must give the same bits in every process (Dask workers, other machines) that loads its file.
+        with threadpool_limits(limits=1, user_api="blas"):
+            table = word_rows @ self.universe.T
         if self.clip:
             np.maximum(table, 0, out=table)
         return table

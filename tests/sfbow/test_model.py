@@ -139,3 +139,18 @@ def test_from_parts_builds_the_same_model_as_init(small_vectors):
         arguments = {"vectors": small_vectors, "universe": built.universe, **bad}
         with pytest.raises(error, match=message):
             SFBoW.from_parts(arguments.pop("vectors"), arguments.pop("universe"), **arguments)
+
+
+def test_membership_table_has_the_same_bits_whatever_the_blas_thread_count():
+    """A model file must give identical vectors in every process that loads it (Dask workers run one
+    BLAS thread, a client may run many): a multi-threaded sgemm would round differently."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(20_000)]
+    vectors = WordVectors.from_mapping(dict(zip(words, rng.standard_normal((20_000, 50)).astype(np.float32))))
+    tables = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            tables.append(SFBoW(vectors, universe="gaussian", k=100, random_state=0).table)
+    np.testing.assert_array_equal(tables[0], tables[1])

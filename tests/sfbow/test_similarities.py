@@ -79,7 +79,12 @@ def test_scaling_by_a_power_of_two_changes_nothing(x, y, a, b):
     assert cosine(ax, by) == cosine(x, y)
 
 
-@given(arrays(np.float64, 5, elements=st.floats(-1e6, 1e6)), arrays(np.float64, 5, elements=st.floats(-1e6, 1e6)),
+# Entries 0 or of magnitude >= 1e-100, so that c * x neither underflows nor overflows for c in [1e-200, 1e200]:
+# the scaled vectors are then the same vectors, up to rounding.
+_scalable = st.floats(-1e6, 1e6).filter(lambda v: v == 0 or abs(v) >= 1e-100)
+
+
+@given(arrays(np.float64, 5, elements=_scalable), arrays(np.float64, 5, elements=_scalable),
        st.floats(1e-200, 1e200))
 def test_scaling_by_any_positive_factor_changes_nothing_beyond_rounding(x, y, c):
     assume(np.abs(x).max() > 1e-3 and np.abs(y).max() > 1e-3)
