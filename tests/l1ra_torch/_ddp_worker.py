@@ -164,4 +164,7 @@ if __name__ == "__main__":
         arguments = _arguments()
         if arguments.fail_rank == int(os.environ.get("RANK", arguments.rank)):
             time.sleep(arguments.linger)  # a failed rank that does not exit: the others must not wait for it
-        sys.exit(1)
+        sys.stdout.flush()
+        # os._exit, not sys.exit: tearing down a gloo process group whose peer is still alive can abort the
+        # interpreter (SIGABRT) after the error was raised and reported, which would hide the exit code.
+        os._exit(1)
