@@ -33,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,19 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
+    def identity(self) -> dict[str, Any]:
+        """What a finished run must share with this configuration to count as one of its runs: see
+        :func:`config_identity`."""
+        return config_identity(self.to_dict())
+
+
+def config_identity(recorded: Any) -> Any:
+    """A configuration as recorded in a run file, less the seeds after the first: more seeds extend a grid
+    without changing any run's numbers (the first seed tunes the learning rates)."""
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("seeds"), list):
+        return recorded
+    return {**recorded, "seeds": recorded["seeds"][:1]}
+
 
 PROFILES = {
     "study": StudyConfig(),
@@ -147,9 +160,12 @@ class Run:
     @property
     def name(self) -> str:
         if self.kind == "tune":
-            return f"tune-{self.method}-lr{self.lr:g}"
+            at_rank = "" if self.rank is None else f"-r{self.rank}"
+            return f"tune-{self.method}{at_rank}-lr{self.lr:g}"
         if self.kind == "l1ra":
             return f"l1ra-b{self.budget}"
+        if self.kind == "lora" and self.lr is not None:  # the per-rank learning-rate arm
+            return f"lora-r{self.rank}-lr{self.lr:g}"
         if self.rank is not None:
             return f"{self.kind}-r{self.rank}"
         return self.kind
@@ -301,8 +317,7 @@ def prepare(kind: str, model: Any, config: StudyConfig, run: Run, lr: float, ste
     if kind == "lora":
         from peft import LoraConfig, get_peft_model
 
-        rank = run.rank if run.kind != "tune" else config.tune_rank
-        assert rank is not None
+        rank = run.rank if run.rank is not None else config.tune_rank
         peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
                                                       target_modules=target_regex(config)))
         trainable = [p for p in peft_model.parameters() if p.requires_grad]
@@ -349,12 +364,16 @@ class References:
     """Next-token log-probabilities of the base and of each seed's full fine-tune on the KL sentences,
     cached as safetensors in the cache folder (written atomically)."""
 
-    def __init__(self, cache: Path, tokenizer: Any, sentences: list[str], config: StudyConfig) -> None:
+    def __init__(self, cache: Path, tokenizer: Any, sentences: list[str], config: StudyConfig,
+                 rebuild: Callable[[str], Any | None]) -> None:
+        """``rebuild(key)`` gives the model of a reference whose file is missing (a cleared cache), or None
+        while the run behind it has not finished."""
         from llmkit.loglik import tokenize_sentences
 
         self.cache = cache
         self.ids = tokenize_sentences(tokenizer, sentences)
         self.config = config
+        self.rebuild = rebuild
         self.loaded: dict[str, list[Any]] = {}
 
     def path(self, key: str) -> Path:
@@ -371,11 +390,17 @@ class References:
         self.loaded[key] = values
 
     def get(self, key: str) -> list[Any] | None:
+        """The reference ``key``: from memory, from its cache file, or recomputed (and cached) from its
+        model; None only while its run has not finished."""
         if key not in self.loaded and self.path(key).is_file():
             from safetensors.torch import load_file
 
             tensors = load_file(str(self.path(key)))
             self.loaded[key] = [tensors[str(i)] for i in range(len(self.ids))]
+        if key not in self.loaded:
+            model = self.rebuild(key)
+            if model is not None:
+                self.store(key, model)
         return self.loaded.get(key)
 
 
@@ -537,13 +562,28 @@ class Study:
             if tuning:
                 cells += [Run("check", seed, rank=config.tune_rank), Run("speed", seed, rank=config.tune_rank)]
             plan += cells
+        if len(config.lora_lrs) > 1:
+            # The per-rank learning-rate arm (first seed): LoRA tuned on the dev fold at every rank, and trained
+            # at every candidate rate, so the report can show each rank at its own best rate. The run at the rate
+            # tuned at rank tune_rank is lora-r<r> itself (see load).
+            ranks = sorted(config.ranks)
+            plan += [Run("tune", first, method="lora", rank=r, lr=lr)
+                     for r in ranks if r != config.tune_rank for lr in config.lora_lrs]
+            plan += [Run("lora", first, rank=r, lr=lr) for r in ranks for lr in config.lora_lrs]
         return plan
 
     def path(self, run: Run) -> Path:
         return self.results_dir / f"seed{run.seed}" / f"{run.name}.json"
 
     def load(self, run: Run) -> dict[str, Any] | None:
-        """The finished result of ``run``, or None; a result of another configuration is an error."""
+        """The finished result of ``run``, or None; a result of another configuration is an error. A LoRA run
+        at the learning rate tuned at rank ``tune_rank`` is the grid's ``lora-r<r>`` run."""
+        if run.kind == "lora" and run.lr is not None:
+            try:
+                if run.lr == self.tuned_lr("lora"):
+                    return self.load(dataclasses.replace(run, lr=None))
+            except NotReady:
+                pass
         path = self.path(run)
         if not path.is_file():
             return None
@@ -551,7 +591,8 @@ class Study:
             result = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON ({error}); delete it to recompute that run") from None
-        if result.get("config") != self.config.to_dict() or result.get("format") != FORMAT:
+        if (config_identity(result.get("config")) != self.config.identity()
+                or result.get("format") != FORMAT):
             raise ValueError(f"{path} was made with another configuration than this one; use another "
                              "--results-dir, or delete the folder to recompute")
         return result
@@ -567,6 +608,46 @@ class Study:
         """A fresh copy of the base model (the loader's cache makes this a fraction of a second)."""
         return load_base().model
 
+    def full_model(self, seed: int) -> Any:
+        """The finished full fine-tune of ``seed``, from the weights its run left in the cache."""
+        from safetensors.torch import load_file
+
+        path = self.cache_dir / f"seed{seed}" / "full.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing (the cache of run full, seed {seed}); delete "
+                                    f"{self.path(Run('full', seed))} so that run recomputes it")
+        model = self.fresh_model()
+        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+        parameters = {name for name, _ in model.named_parameters()}
+        if unexpected or parameters & set(missing):
+            raise ValueError(f"{path} does not fit the base model (missing {sorted(parameters & set(missing))[:3]}, "
+                             f"unexpected {sorted(unexpected)[:3]}); delete it and "
+                             f"{self.path(Run('full', seed))} so that run recomputes both")
+        return model
+
+    def _reference_model(self, key: str) -> Any | None:
+        """The model behind KL reference ``key`` (``base`` or ``full_seed<N>``), None while its run is unfinished."""
+        if key == "base":
+            return self.fresh_model() if self.load(Run("base", self.config.seeds[0])) is not None else None
+        seed = int(key.removeprefix("full_seed"))
+        return self.full_model(seed) if self.load(Run("full", seed)) is not None else None
+
+    def full_deltas(self, seed: int, model: Any | None = None) -> dict[str, Any]:
+        """Each projection's full fine-tuning update (tuned - base) for ``seed``, cached; ``model``: the
+        tuned model when at hand, else it is read from the cache."""
+        from safetensors.torch import load_file, save_file
+
+        path = self.cache_dir / f"full_deltas_seed{seed}.safetensors"
+        if model is None and path.is_file():
+            return load_file(str(path))
+        tuned_layers = projections(model if model is not None else self.full_model(seed), self.config)
+        base_layers = projections(self.fresh_model(), self.config)
+        deltas = {name: (tuned_layers[name].weight - base_layers[name].weight).detach().contiguous()
+                  for name in tuned_layers}
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_via(path, lambda tmp: save_file(deltas, str(tmp)))
+        return deltas
+
     @property
     def eval_data(self) -> EvalData:
         if self._eval_data is None:
@@ -576,17 +657,21 @@ class Study:
     @property
     def references(self) -> References:
         if self._references is None:
-            self._references = References(self.cache_dir, self.lm.tokenizer, self.eval_data.kl_sentences, self.config)
+            self._references = References(self.cache_dir, self.lm.tokenizer, self.eval_data.kl_sentences, self.config,
+                                          self._reference_model)
         return self._references
 
-    def tuned_lr(self, method: str) -> float:
-        """The learning rate with the lowest dev-fold NLL among the finished tune runs of ``method``."""
+    def tuned_lr(self, method: str, rank: int | None = None) -> float:
+        """The learning rate with the lowest dev-fold NLL among the finished tune runs of ``method`` (for LoRA,
+        at ``rank``; default: ``tune_rank``)."""
         lrs = {"full": self.config.full_lrs, "lora": self.config.lora_lrs, "l1ra": self.config.l1ra_lrs}[method]
+        rank = None if rank == self.config.tune_rank else rank
         scores = {}
         for lr in lrs:
-            result = self.load(Run("tune", self.config.seeds[0], method=method, lr=lr))
+            tune = Run("tune", self.config.seeds[0], method=method, rank=rank, lr=lr)
+            result = self.load(tune)
             if result is None:
-                raise NotReady(f"the {method} learning rate is not tuned yet (tune-{method}-lr{lr:g} missing)")
+                raise NotReady(f"the {method} learning rate is not tuned yet ({tune.name} missing)")
             scores[lr] = result["dev_nll"]
         return min(scores, key=lambda lr: (scores[lr], lr))
 
@@ -644,16 +729,17 @@ class Study:
         """LoRA runs may finish before their seed's full fine-tune: once that exists, compute their KL to it
         from the adapter weights kept in the cache (the PEFT model is rebuilt with the same configuration)."""
         for path in sorted(self.results_dir.glob("seed*/lora-r*.json")):
-            seed = int(path.parent.name.removeprefix("seed"))
-            result = self.load(Run("lora", seed, rank=int(path.stem.removeprefix("lora-r"))))
-            reference = self.references.get(f"full_seed{seed}")
+            recorded = json.loads(path.read_text(encoding="utf-8")).get("run", {})
+            run = Run(**{k: v for k, v in recorded.items() if k != "name"})
+            result = self.load(run)
+            reference = self.references.get(f"full_seed{run.seed}")
             if result is None or result["measures"]["kl_to_full"] is not None or reference is None:
                 continue
             from safetensors.torch import load_file
 
             from llmkit.loglik import mean_next_token_kl
 
-            run = Run("lora", seed, rank=result["run"]["rank"])
+            seed = run.seed
             model, _, _ = prepare("lora", self.fresh_model(), self.config, run, 1.0, 1)
             saved = load_file(str(self.cache_dir / f"seed{seed}" / f"{run.name}.safetensors"))
             missing = set(saved) - {name for name, _ in model.named_parameters()}
@@ -757,19 +843,9 @@ class Study:
         return {"dev_nll": dev_nll, "dev_sentences": len(dev), "losses": losses, "step_seconds": step_seconds}
 
     def _run_full(self, run: Run) -> dict[str, Any]:
-        from safetensors.torch import save_file
-
         lr = self.tuned_lr("full")
         model, _, losses, step_seconds = self._train("full", run, lr, training_sentences(self.config))
-        base = self.fresh_model()
-        tuned_layers = projections(model, self.config)
-        base_layers = projections(base, self.config)
-        deltas = {name: (tuned_layers[name].weight - base_layers[name].weight).detach().contiguous()
-                  for name in tuned_layers}
-        del base
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_via(self.cache_dir / f"full_deltas_seed{run.seed}.safetensors",
-                         lambda tmp: save_file(deltas, str(tmp)))
+        deltas = self.full_deltas(run.seed, model)
         self.references.store(f"full_seed{run.seed}", model)
         self._save_weights(model, run, trainable_only=False)
         n_adapters = len(deltas)
@@ -778,7 +854,7 @@ class Study:
                 "measures": self._evaluate(model, run.seed)}
 
     def _run_lora(self, run: Run) -> dict[str, Any]:
-        lr = self.tuned_lr("lora")
+        lr = run.lr if run.lr is not None else self.tuned_lr("lora")
         if self.load(Run("base", self.config.seeds[0])) is None:
             raise NotReady("the base run has not finished")
         model, _, losses, step_seconds = self._train("lora", run, lr, training_sentences(self.config))
@@ -799,17 +875,10 @@ class Study:
     def _run_truncated(self, run: Run) -> dict[str, Any]:
         """Base + each full-FT projection update replaced by its best rank-r approximation."""
         import torch
-        from safetensors.torch import load_file
 
         assert run.rank is not None
-        path = self.cache_dir / f"full_deltas_seed{run.seed}.safetensors"
-        if not path.is_file():
-            if self.load(Run("full", run.seed)) is None:
-                raise NotReady(f"the full fine-tune of seed {run.seed} has not finished")
-            raise FileNotFoundError(f"{path} is missing (the cache of run full, seed {run.seed}); delete "
-                                    f"{self.path(Run('full', run.seed))} so that run recomputes it")
         self._require_references(run.seed)
-        deltas = load_file(str(path))
+        deltas = self.full_deltas(run.seed)
         model = self.fresh_model()
         layers = projections(model, self.config)
         with torch.no_grad():
@@ -934,8 +1003,10 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
     results: dict[tuple[int, str], dict[str, Any]] = {}
     for path in sorted(study.results_dir.glob("seed*/*.json")):
         seed = int(path.parent.name.removeprefix("seed"))
+        if seed not in config.seeds:
+            continue
         result = json.loads(path.read_text(encoding="utf-8"))
-        if result.get("config") != config.to_dict():
+        if config_identity(result.get("config")) != config.identity():
             raise ValueError(f"{path} was made with another configuration than --profile's; report it with the "
                              "matching options")
         results[(seed, result["run"]["name"])] = result
@@ -943,7 +1014,7 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
         raise FileNotFoundError(f"no finished runs under {study.results_dir}; run the grid first")
     n_adapters = 30 * len(TARGETS) if config.layers is None else config.layers * len(TARGETS)
     plan = study.plan(n_adapters)
-    missing = [f"seed{r.seed}/{r.name}" for r in plan if (r.seed, r.name) not in results]
+    missing = [f"seed{r.seed}/{r.name}" for r in plan if (r.seed, r.name) not in results and study.load(r) is None]
     bootstrap: dict[str, Any] = {"n_resamples": config.bootstrap, "seed": 0}
 
     def gaps(result: dict[str, Any], measure: str) -> np.ndarray:
@@ -1023,6 +1094,9 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
     if tuning:
         lines += ["Learning-rate tuning (dev-fold NLL per token, seed 0):", "",
                   markdown_table(["run", "dev NLL"], [[n, f"{v:.4f}"] for n, v in tuning]), ""]
+    per_rank = per_rank_learning_rates(study, rows)
+    if per_rank["rows"]:
+        lines += per_rank.pop("lines")
     diagnostics = rank_diagnostics(results, config, n_adapters)
     lines += diagnostics.pop("lines")
     for (seed, _), result in sorted(results.items()):
@@ -1038,15 +1112,50 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
                       f"{best['l1ra']['peak_rss_mb']:.0f} MB; ratios {result['time_ratio']:.3f}x time (target 1.02x), "
                       f"{result['memory_ratio']:.3f}x memory (target 1.03x).", ""]
     out_dir.mkdir(parents=True, exist_ok=True)
-    plots(rows, results, config, n_adapters, out_dir, prefix)
+    plots(rows, results, config, n_adapters, out_dir, prefix, per_rank["rows"])
     lines += [f"![bias vs rank]({prefix}_bias_vs_rank.png)", "", f"![energy kept]({prefix}_energy.png)", "",
               f"![L1RA ranks vs oracle]({prefix}_l1ra_vs_oracle.png)", ""]
     target = out_dir / f"{prefix}.md"
     atomic_write_text(target, "\n".join(lines))
     summary = {"config": config.to_dict(), "finished": sorted(f"seed{s}/{n}" for s, n in results), "missing": missing,
-               "rows": rows, "diagnostics": diagnostics}
+               "rows": rows, "per_rank_lr": per_rank["rows"], "diagnostics": diagnostics}
     atomic_write_text(out_dir / f"{prefix}.json", json.dumps(summary, indent=1) + "\n")
     return target
+
+
+def per_rank_learning_rates(study: Study, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The per-rank learning-rate arm: at each rank the dev-fold NLL of every candidate rate, the rate it picks,
+    and WinoBias bias retained at every rate (first seed). Ranks whose tuning or runs are unfinished are left out."""
+    config = study.config
+    first = config.seeds[0]
+    table: list[list[object]] = []
+    out: dict[str, Any] = {"rows": [], "lines": []}
+    for rank in sorted(config.ranks):
+        try:
+            chosen = study.tuned_lr("lora", rank)
+        except NotReady:
+            continue
+        names = {lr: (f"lora-r{rank}" if lr == study.tuned_lr("lora") else f"lora-r{rank}-lr{lr:g}")
+                 for lr in config.lora_lrs}
+        entries = {lr: next((e for e in rows.get(name, {"seeds": []})["seeds"] if e["seed"] == first), None)
+                   for lr, name in names.items()}
+        if any(e is None or "winobias_retained" not in e for e in entries.values()):
+            continue
+        dev = {lr: study.load(Run("tune", first, method="lora", rank=None if rank == config.tune_rank else rank,
+                                  lr=lr))["dev_nll"] for lr in config.lora_lrs}  # type: ignore[index]
+        retained = {lr: entries[lr]["winobias_retained"] for lr in config.lora_lrs}  # type: ignore[index]
+        out["rows"].append({"rank": rank, "dev_nll": {f"{lr:g}": v for lr, v in dev.items()}, "chosen_lr": chosen,
+                            "run": names[chosen], "winobias_retained": {f"{lr:g}": v for lr, v in retained.items()},
+                            "sts_nll": entries[chosen]["sts_nll"]})  # type: ignore[index]
+        table.append([rank, *(f"{dev[lr]:.3f}" for lr in config.lora_lrs), f"{chosen:g}",
+                      *(f"{retained[lr]['value']:.2f} [{retained[lr]['low']:.2f}, {retained[lr]['high']:.2f}]"
+                        for lr in config.lora_lrs), f"{entries[chosen]['sts_nll']:.3f}"])  # type: ignore[index]
+    if table:
+        header = (["rank", *(f"dev NLL at {lr:g}" for lr in config.lora_lrs), "chosen lr",
+                   *(f"WinoBias retained at {lr:g}" for lr in config.lora_lrs), "STS NLL at chosen"])
+        out["lines"] = [f"LoRA with its learning rate tuned at each rank (seed {first}; dev-fold NLL per token; "
+                        "retained with paired bootstrap intervals):", "", markdown_table(header, table), ""]
+    return out
 
 
 def module_kind(name: str) -> str:
@@ -1118,7 +1227,7 @@ def rank_diagnostics(results: dict[tuple[int, str], dict[str, Any]], config: Stu
 
 
 def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[str, Any]], config: StudyConfig,
-          n_adapters: int, out_dir: Path, prefix: str) -> None:
+          n_adapters: int, out_dir: Path, prefix: str, per_rank: list[dict[str, Any]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1146,6 +1255,11 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
         if ranks:
             axis.errorbar(ranks, [p[0] for p in points], yerr=[[p[1] for p in points], [p[2] for p in points]],
                           marker="o", capsize=3, label="PEFT LoRA")
+        if per_rank:
+            ppoints = [stat(row["run"], key) for row in per_rank]
+            axis.errorbar([row["rank"] for row in per_rank], [p[0] for p in ppoints if p],
+                          yerr=[[p[1] for p in ppoints if p], [p[2] for p in ppoints if p]],
+                          marker="^", linestyle="--", capsize=3, label="PEFT LoRA, lr tuned per rank")
         truncated = [r for r in config.truncation_ranks if f"truncated-r{r}" in rows]
         if truncated:
             tpoints = [p for p in (stat(f"truncated-r{r}", key) for r in truncated) if p is not None]

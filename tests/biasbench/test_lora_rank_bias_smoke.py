@@ -63,9 +63,19 @@ def test_smoke_grid_is_resumable_and_reported(tmp_path):
     assert "seed 0 base" not in log  # a finished run is never recomputed
     assert (runs / "base.json").stat().st_mtime_ns == finished_base
     driver = _driver()
-    plan = driver.Study(driver.PROFILES["smoke"], results, cache).plan(14)
-    assert sorted(p.name for p in runs.glob("*.json")) == sorted(f"{r.name}.json" for r in plan)
+    study = driver.Study(driver.PROFILES["smoke"], results, cache)
+    plan = study.plan(14)
+    tuned = study.tuned_lr("lora")
+    aliases = {r.name for r in plan if r.kind == "lora" and r.lr == tuned}  # lora-r<r> at the tuned rate itself
+    assert aliases and all(study.load(r) is not None for r in plan)
+    assert sorted(p.name for p in runs.glob("*.json")) == sorted(f"{r.name}.json" for r in plan if r.name not in aliases)
     assert not list(runs.glob(".*"))  # no temporary files left behind
+    # More seeds extend the grid: the finished runs still count; another first seed (tuning) does not.
+    extended = driver.Study(driver.dataclasses.replace(driver.PROFILES["smoke"], seeds=(0, 1)), results, cache)
+    assert extended.load(driver.Run("base", 0)) is not None
+    with pytest.raises(ValueError, match="another configuration"):
+        driver.Study(driver.dataclasses.replace(driver.PROFILES["smoke"], seeds=(1, 0)), results, cache).load(
+            driver.Run("base", 0))
 
     check = json.loads((runs / "check-r2.json").read_text())
     assert check["max_loss_difference"] < 1e-4 and check["max_gap_difference"] < 1e-3
@@ -83,9 +93,21 @@ def test_smoke_grid_is_resumable_and_reported(tmp_path):
     assert report.returncode == 0, log
     text = (out / "lora_rank_bias_smoke.md").read_text()
     assert "Partial grid" not in text and "| lora-r2" in text and "PEFT LoRA vs l1ra_core" in text
-    assert "Speed (rank 2 budget" in text
+    assert "Speed (rank 2 budget" in text and "learning rate tuned at each rank" in text
     for name in ("bias_vs_rank", "energy", "l1ra_vs_oracle"):
         assert (out / f"lora_rank_bias_smoke_{name}.png").stat().st_size > 1000
+
+    # A cleared cache (KL references, full updates) is rebuilt from the cached weights, never measured as None.
+    truncated = json.loads((runs / "truncated-r1.json").read_text())["measures"]
+    (runs / "truncated-r1.json").unlink()
+    for path in [*cache.rglob("kl_reference_*"), *cache.rglob("full_deltas_*")]:
+        path.unlink()
+    again = _run("run", *common)
+    log, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, log
+    redone = json.loads((runs / "truncated-r1.json").read_text())["measures"]
+    for name in ("kl_to_base", "kl_to_full"):
+        assert redone[name] == pytest.approx(truncated[name], rel=1e-4, abs=1e-6), name
 
     # Another configuration never mixes with finished results.
     mismatch = _run("run", *common, "--steps", "3")
