@@ -51,8 +51,7 @@ def max_pool_half(bits: np.ndarray, ids: np.ndarray, offsets: np.ndarray, out: n
     """:func:`max_pool` of a non-negative float16 table given as its uint16 ``bits``, into float32 ``out``.
 
     Non-negative float16 values order like their bit patterns, so the max is exact integer work
-    on half the bytes; each pooled row is then widened to float32 exactly (normals and subnormals:
-    shift exponent and mantissa into float32 position, rescale by ``2**(127 - 15)``).
+    on half the bytes; each pooled row is then widened to float32 exactly (:func:`_widen_into`).
     """
     n_rows, width = out.shape
     n_chunks = min(n_rows, _CHUNKS)
@@ -65,11 +64,25 @@ def max_pool_half(bits: np.ndarray, ids: np.ndarray, offsets: np.ndarray, out: n
                 row[:] = 0
                 continue
             _pool_into(acc, bits, ids, start, end)
-            row_bits = row.view(np.uint32)
-            for k in range(width):
-                row_bits[k] = np.uint32(acc[k]) << 13
-            for k in range(width):
-                row[k] *= _HALF_TO_SINGLE
+            _widen_into(row, acc)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _widen_into(row, bits):
+    """``row[:] = bits`` read as non-negative float16, widened to float32 exactly (normals and subnormals:
+    shift exponent and mantissa into float32 position, rescale by ``2**(127 - 15)``)."""
+    row_bits = row.view(np.uint32)
+    for k in range(row.size):
+        row_bits[k] = np.uint32(bits[k]) << 13
+    for k in range(row.size):
+        row[k] *= _HALF_TO_SINGLE
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def widen_half(bits: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = bits[i]`` read as non-negative float16, as float32 (exact); ``bits`` is uint16."""
+    for i in numba.prange(out.shape[0]):
+        _widen_into(out[i], bits[i])
 
 
 @contextlib.contextmanager

