@@ -134,8 +134,8 @@ PROFILES = {
     "study": StudyConfig(),
     # What fits a loaded two-core machine in about an hour per seed: fewer steps, two learning rates per
     # method, half of WinoBias test (evenly spread) and 400 CrowS-Pairs pairs (200 gender, 200 spread over
-    # the other types). The committed results use it; "study" is the full design.
-    "quick": StudyConfig(steps=60, full_lrs=(5e-5, 2e-4), lora_lrs=(1e-3, 3e-3), l1ra_lrs=(1e-3, 3e-3),
+    # the other types), three seeds. The committed results use it; "study" is the full design.
+    "quick": StudyConfig(steps=60, seeds=(0, 1, 2), full_lrs=(5e-5, 2e-4), lora_lrs=(1e-3, 3e-3), l1ra_lrs=(1e-3, 3e-3),
                          winobias_pairs=396, crows_pairs=400, kl_pairs=32, sts_sentences=100, toxicity_seeds=5,
                          bootstrap=1000),
     "smoke": StudyConfig(steps=2, batch_size=2, max_length=24, ranks=(1, 2), l1ra_ranks=(2,), truncation_ranks=(1,),
@@ -1051,7 +1051,9 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
         return float(np.mean(values)) if values else None
 
     def cell(value: float | None, digits: int = 2) -> str:
-        return "-" if value is None else f"{value:.{digits}f}"
+        if value is None:
+            return "-"
+        return f"{0.0 if abs(value) < 0.5 * 10.0**-digits else value:.{digits}f}"  # no "-0.0000" from rounding
 
     def interval(name: str, key: str) -> str:
         entries = rows[name]["seeds"]
@@ -1067,7 +1069,8 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
             return "-"
         if len(entries) == 1:
             return f"{entries[0]['value']:.2f} [{entries[0]['low']:.2f}, {entries[0]['high']:.2f}]"
-        return f"{np.mean([e['value'] for e in entries]):.2f} (n={len(entries)})"
+        values = [e["value"] for e in entries]
+        return f"{np.mean(values):.2f} +- {np.std(values, ddof=1):.2f} (n={len(values)})"
 
     order = (["base", "full"] + [f"lora-r{r}" for r in sorted(config.ranks)]
              + [f"l1ra-b{b}" for b in l1ra_budgets(config, n_adapters)]
@@ -1083,10 +1086,11 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
                                     for name in shown])
     tuning = [[f"{name}", result["dev_nll"]] for (seed, name), result in sorted(results.items()) if name.startswith("tune")]
     lines = [f"# LoRA rank and bias: {config.data}", ""]
+    seeds = "" if config.seeds == PROFILES[profile].seeds else f" --seeds {','.join(map(str, config.seeds))}"
     if missing:
         lines += [f"**Partial grid**: {len(plan) - len(missing)} of {len(plan)} runs finished; missing: "
                   f"{', '.join(missing)}. Resume with `OMP_NUM_THREADS=1 python benchmarks/lora_rank_bias.py run "
-                  f"--profile {profile}` then re-run `report`.", ""]
+                  f"--profile {profile}{seeds}` then re-run `report`.", ""]
     lines += ["Preference shares in % with 95% paired bootstrap intervals over pairs (one seed) or mean +- sd over "
               "seeds; gaps in nats (pro minus anti); retained = (gap - gap of full FT) / (gap of base - gap of full "
               "FT) on the mean gap, with a paired bootstrap interval; KL in nats per token (reference || model); "
@@ -1145,7 +1149,8 @@ def per_rank_learning_rates(study: Study, rows: dict[str, dict[str, Any]]) -> di
                                   lr=lr))["dev_nll"] for lr in config.lora_lrs}  # type: ignore[index]
         retained = {lr: entries[lr]["winobias_retained"] for lr in config.lora_lrs}  # type: ignore[index]
         out["rows"].append({"rank": rank, "dev_nll": {f"{lr:g}": v for lr, v in dev.items()}, "chosen_lr": chosen,
-                            "run": names[chosen], "winobias_retained": {f"{lr:g}": v for lr, v in retained.items()},
+                            "run": names[chosen], "runs": {f"{lr:g}": name for lr, name in names.items()},
+                            "winobias_retained": {f"{lr:g}": v for lr, v in retained.items()},
                             "sts_nll": entries[chosen]["sts_nll"]})  # type: ignore[index]
         table.append([rank, *(f"{dev[lr]:.3f}" for lr in config.lora_lrs), f"{chosen:g}",
                       *(f"{retained[lr]['value']:.2f} [{retained[lr]['low']:.2f}, {retained[lr]['high']:.2f}]"
@@ -1222,7 +1227,7 @@ def rank_diagnostics(results: dict[tuple[int, str], dict[str, Any]], config: Stu
                                                                  [oracle1[n] for n in names])})
         out["noise_floor"] = floor
         out["lines"] += ["Noise floor: the oracle allocations of two seeds' full fine-tunes agree with Spearman "
-                         + ", ".join(f"{f['spearman']} (budget {f['budget']})" for f in floor) + ".", ""]
+                         + ", ".join(f"{f['spearman']:.3f} (budget {f['budget']})" for f in floor) + ".", ""]
     return out
 
 
@@ -1244,6 +1249,13 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
         spread = 1.96 * float(np.std(values, ddof=1)) / math.sqrt(len(values))
         return float(np.mean(values)), spread, spread
 
+    def seed_stat(name: str, key: str, seed: int) -> tuple[float, float, float] | None:
+        entry = next((e for e in rows.get(name, {"seeds": []})["seeds"] if e["seed"] == seed), None)
+        if entry is None:
+            return None
+        e = entry[key]
+        return e["value"], e["value"] - e["low"], e["high"] - e["value"]
+
     panels = (("winobias_interval", "WinoBias test: pro-stereotyped preferred (%)"),
               ("crows_gender_interval", "CrowS-Pairs gender: pct_stereotype"),
               ("crows_interval", "CrowS-Pairs all: pct_stereotype"),
@@ -1255,11 +1267,16 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
         if ranks:
             axis.errorbar(ranks, [p[0] for p in points], yerr=[[p[1] for p in points], [p[2] for p in points]],
                           marker="o", capsize=3, label="PEFT LoRA")
-        if per_rank:
-            ppoints = [stat(row["run"], key) for row in per_rank]
-            axis.errorbar([row["rank"] for row in per_rank], [p[0] for p in ppoints if p],
-                          yerr=[[p[1] for p in ppoints if p], [p[2] for p in ppoints if p]],
-                          marker="^", linestyle="--", capsize=3, label="PEFT LoRA, lr tuned per rank")
+        for lr, marker in zip(sorted({lr for row in per_rank for lr in row["runs"]}), ("v", "^", "<", ">")):
+            # the per-rank arm, first seed only, one line per candidate rate (its intervals: over pairs)
+            arm = []
+            for row in per_rank:
+                point = seed_stat(row["runs"][lr], key, config.seeds[0])
+                if point is not None:
+                    arm.append((row["rank"], point))
+            axis.errorbar([rank for rank, _ in arm], [p[0] for _, p in arm], yerr=[[p[1] for _, p in arm],
+                          [p[2] for _, p in arm]], marker=marker, linestyle="--", capsize=3, alpha=0.8,
+                          label=f"PEFT LoRA at lr {float(lr):g} (seed {config.seeds[0]})")
         truncated = [r for r in config.truncation_ranks if f"truncated-r{r}" in rows]
         if truncated:
             tpoints = [p for p in (stat(f"truncated-r{r}", key) for r in truncated) if p is not None]
@@ -1273,7 +1290,7 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
         for budget in l1ra_budgets(config, n_adapters):
             value = stat(f"l1ra-b{budget}", key)
             if value is not None:
-                axis.axhline(value[0], color="g", linestyle="-.", label=f"L1RA rank {budget // n_adapters} budget")
+                axis.axhline(value[0], color="tab:purple", linestyle="-.", label=f"L1RA rank {budget // n_adapters} budget")
         axis.set_xscale("log", base=2)
         axis.set_xlabel("LoRA rank")
         axis.set_title(title, fontsize=9)

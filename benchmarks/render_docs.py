@@ -20,6 +20,7 @@ it with ``@region("NAME")``, and put the two markers where the doc wants it.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import re
@@ -164,9 +165,15 @@ def readme_speed(results: Path) -> str:
         ("fse-sif", "fse's SIF `infer`"), ("model2vec", "model2vec's `StaticModel.encode`"),
         ("python", "plain-Python tokenisation alone")) if name in ratios]
     two = speed["threads"]["2"]["wall"] / speed["threads"]["1"]["wall"]
-    return (f"Speed from raw strings to vectors, one thread, {speed['sentences']:,} STS-B sentences (`docs/speed.md`, "
-            f"`benchmarks/speed.py`): sfbow {round(sfbow, -3):,.0f} sentences/s; {', '.join(peers)}; "
-            f"{two:.2f}x more with 2 threads.")
+    text = (f"Speed from raw strings to vectors, one thread, {speed['sentences']:,} STS-B sentences (`docs/speed.md`, "
+            f"`benchmarks/speed.py`): sfbow {round(sfbow, -3):,.0f} sentences/s in runs alternating with its peers; "
+            f"{', '.join(peers)}; {two:.2f}x more with 2 threads.")
+    steady = speed.get("steady")
+    if steady:
+        ratios = {name: steady["sfbow"]["wall"] / rate["wall"] for name, rate in steady.items()}
+        text += (f" Back to back (a process that keeps encoding): {round(steady['sfbow']['wall'], -3):,.0f} "
+                 f"sentences/s, {ratios['fse-sif']:.1f}x fse and {ratios['model2vec']:.1f}x model2vec.")
+    return text
 
 
 def _speed_table(kind: str) -> Renderer:
@@ -178,6 +185,27 @@ def _speed_table(kind: str) -> Renderer:
 
 for _kind in ("throughput", "threads", "distilled", "memory", "start"):
     region(f"speed-{_kind}")(_speed_table(_kind))
+
+
+# -- the LoRA-rank bias study (benchmarks/lora_rank_bias.py report -> lora_rank_bias_quick.md) -------------
+
+
+def _report_table(results: Path, report: str, caption: str) -> str:
+    """The Markdown table that follows the line starting with ``caption`` (or, for a caption starting with
+    ``|``, the table whose header starts so) in a report the study wrote."""
+    lines = (results / report).read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(caption)), None)
+    if start is None:
+        raise ValueError(f"{results / report} has no line starting with {caption!r}; re-run its report step")
+    if not caption.startswith("|"):
+        start = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("|"))
+    stop = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:stop])
+
+
+for _name, _caption in (("study-quick-measures", "| model "), ("study-quick-per-rank", "LoRA with its learning rate"),
+                        ("study-quick-oracle", "L1RA's learned ranks")):
+    region(_name)(functools.partial(_report_table, report="lora_rank_bias_quick.md", caption=_caption))
 
 
 def _one_decimal(value: float | None) -> str:
