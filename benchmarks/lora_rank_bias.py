@@ -563,13 +563,13 @@ class Study:
                 cells += [Run("check", seed, rank=config.tune_rank), Run("speed", seed, rank=config.tune_rank)]
             plan += cells
         if len(config.lora_lrs) > 1:
-            # The per-rank learning-rate arm (first seed): LoRA tuned on the dev fold at every rank, and trained
-            # at every candidate rate, so the report can show each rank at its own best rate. The run at the rate
-            # tuned at rank tune_rank is lora-r<r> itself (see load).
+            # The per-rank learning-rate arm: LoRA tuned on the dev fold at every rank (first seed), and trained
+            # at every candidate rate (every seed), so the report can show each rank at its own best rate. The
+            # run at the rate tuned at rank tune_rank is lora-r<r> itself (see load).
             ranks = sorted(config.ranks)
             plan += [Run("tune", first, method="lora", rank=r, lr=lr)
                      for r in ranks if r != config.tune_rank for lr in config.lora_lrs]
-            plan += [Run("lora", first, rank=r, lr=lr) for r in ranks for lr in config.lora_lrs]
+            plan += [Run("lora", seed, rank=r, lr=lr) for seed in config.seeds for r in ranks for lr in config.lora_lrs]
         return plan
 
     def path(self, run: Run) -> Path:
@@ -1148,18 +1148,26 @@ def per_rank_learning_rates(study: Study, rows: dict[str, dict[str, Any]]) -> di
         dev = {lr: study.load(Run("tune", first, method="lora", rank=None if rank == config.tune_rank else rank,
                                   lr=lr))["dev_nll"] for lr in config.lora_lrs}  # type: ignore[index]
         retained = {lr: entries[lr]["winobias_retained"] for lr in config.lora_lrs}  # type: ignore[index]
+        seeds = {lr: [e["winobias_retained"]["value"] for e in rows[name]["seeds"] if "winobias_retained" in e]
+                 for lr, name in names.items()}
         out["rows"].append({"rank": rank, "dev_nll": {f"{lr:g}": v for lr, v in dev.items()}, "chosen_lr": chosen,
                             "run": names[chosen], "runs": {f"{lr:g}": name for lr, name in names.items()},
                             "winobias_retained": {f"{lr:g}": v for lr, v in retained.items()},
+                            "winobias_retained_seeds": {f"{lr:g}": v for lr, v in seeds.items()},
                             "sts_nll": entries[chosen]["sts_nll"]})  # type: ignore[index]
         table.append([rank, *(f"{dev[lr]:.3f}" for lr in config.lora_lrs), f"{chosen:g}",
                       *(f"{retained[lr]['value']:.2f} [{retained[lr]['low']:.2f}, {retained[lr]['high']:.2f}]"
-                        for lr in config.lora_lrs), f"{entries[chosen]['sts_nll']:.3f}"])  # type: ignore[index]
+                        for lr in config.lora_lrs),
+                      *(f"{np.mean(seeds[lr]):.2f} +- {np.std(seeds[lr], ddof=1):.2f} (n={len(seeds[lr])})"
+                        if len(seeds[lr]) > 1 else "-" for lr in config.lora_lrs),
+                      f"{entries[chosen]['sts_nll']:.3f}"])  # type: ignore[index]
     if table:
         header = (["rank", *(f"dev NLL at {lr:g}" for lr in config.lora_lrs), "chosen lr",
-                   *(f"WinoBias retained at {lr:g}" for lr in config.lora_lrs), "STS NLL at chosen"])
-        out["lines"] = [f"LoRA with its learning rate tuned at each rank (seed {first}; dev-fold NLL per token; "
-                        "retained with paired bootstrap intervals):", "", markdown_table(header, table), ""]
+                   *(f"WinoBias retained at {lr:g}" for lr in config.lora_lrs),
+                   *(f"retained at {lr:g}, over seeds" for lr in config.lora_lrs), "STS NLL at chosen"])
+        out["lines"] = [f"LoRA with its learning rate tuned at each rank (dev-fold NLL per token, seed {first}; "
+                        f"retained: seed {first} with paired bootstrap intervals, and mean +- sd over the seeds "
+                        "finished):", "", markdown_table(header, table), ""]
     return out
 
 
@@ -1249,13 +1257,6 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
         spread = 1.96 * float(np.std(values, ddof=1)) / math.sqrt(len(values))
         return float(np.mean(values)), spread, spread
 
-    def seed_stat(name: str, key: str, seed: int) -> tuple[float, float, float] | None:
-        entry = next((e for e in rows.get(name, {"seeds": []})["seeds"] if e["seed"] == seed), None)
-        if entry is None:
-            return None
-        e = entry[key]
-        return e["value"], e["value"] - e["low"], e["high"] - e["value"]
-
     panels = (("winobias_interval", "WinoBias test: pro-stereotyped preferred (%)"),
               ("crows_gender_interval", "CrowS-Pairs gender: pct_stereotype"),
               ("crows_interval", "CrowS-Pairs all: pct_stereotype"),
@@ -1268,15 +1269,15 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
             axis.errorbar(ranks, [p[0] for p in points], yerr=[[p[1] for p in points], [p[2] for p in points]],
                           marker="o", capsize=3, label="PEFT LoRA")
         for lr, marker in zip(sorted({lr for row in per_rank for lr in row["runs"]}), ("v", "^", "<", ">")):
-            # the per-rank arm, first seed only, one line per candidate rate (its intervals: over pairs)
+            # the per-rank arm, one line per candidate rate (like every row: over pairs for one seed, else seeds)
             arm = []
             for row in per_rank:
-                point = seed_stat(row["runs"][lr], key, config.seeds[0])
+                point = stat(row["runs"][lr], key)
                 if point is not None:
                     arm.append((row["rank"], point))
             axis.errorbar([rank for rank, _ in arm], [p[0] for _, p in arm], yerr=[[p[1] for _, p in arm],
                           [p[2] for _, p in arm]], marker=marker, linestyle="--", capsize=3, alpha=0.8,
-                          label=f"PEFT LoRA at lr {float(lr):g} (seed {config.seeds[0]})")
+                          label=f"PEFT LoRA at lr {float(lr):g}")
         truncated = [r for r in config.truncation_ranks if f"truncated-r{r}" in rows]
         if truncated:
             tpoints = [p for p in (stat(f"truncated-r{r}", key) for r in truncated) if p is not None]
