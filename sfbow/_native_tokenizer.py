@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence, Sized
 import numpy as np
 from numba import njit, prange
 
-from sfbow._kernels import _pool_into, exclusive
+from sfbow._kernels import _pool_into, exclusive, max_into
 from sfbow.tokenization import NORMALIZATION, tokenize
 
 __all__ = ["NativeVocabulary"]
@@ -231,13 +231,11 @@ def _pool_tokens(buf, starts, fallback_of, fallback_ids, fallback_offsets,
         while p < stop:
             row, p = _next_token(buf, p, stop, classes, lower, slots, keys, key_starts)
             if row >= 0:
-                member = table[row]
                 if empty:
-                    acc[:] = member
+                    acc[:] = table[row]
                     empty = False
                 else:
-                    for k in range(acc.size):
-                        acc[k] = max(acc[k], member[k])
+                    max_into(acc, table[row])
         if empty:
             acc[:] = 0
 
