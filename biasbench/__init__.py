@@ -5,6 +5,7 @@
 - :mod:`biasbench.metrics`: preference shares and mean log-likelihood gaps with paired bootstrap intervals,
   "bias retained" relative to two reference models.
 - :mod:`biasbench.cda`: counterfactual data augmentation with the WinoBias gender swap lists.
+- :mod:`biasbench.packaged`: the WinoBias and CrowS-Pairs files shipped inside the package.
 
 Nothing here needs torch: metrics take log-likelihoods (NumPy arrays) from any scorer, for instance
 :func:`llmkit.loglik.sentence_log_likelihoods`. CrowS-Pairs and WinoBias test are for evaluation only:
@@ -25,6 +26,7 @@ from biasbench.metrics import (
     preference_share,
     winobias_metrics,
 )
+from biasbench.packaged import crows_pairs_file, winobias_dir
 from biasbench.winobias import WinoBiasPair, load_winobias_pairs, load_winobias_sentences
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "augment",
     "bias_retained",
     "crows_metrics",
+    "crows_pairs_file",
     "gendered_sentences",
     "load_crows_pairs",
     "load_swap_list",
@@ -46,5 +49,6 @@ __all__ = [
     "pair_metrics",
     "paired_bootstrap",
     "paired_difference",
+    "winobias_dir",
     "winobias_metrics",
 ]

@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run (or --resume) a recorded search")
     run.add_argument("--resume", metavar="RUN", help="continue the run recorded in RUN (all settings come from it)")
-    run.add_argument("--seeds", metavar="FILE", help="seed prompts, one a line")
+    run.add_argument("--seeds", metavar="FILE", help="seed prompts, one a line (default: the 50 HarmfulQA questions "
+                     "shipped with evotox, evotox/data/seeds.txt)")
     run.add_argument("--limit", type=int, help="use only the first N seeds")
     run.add_argument("--out", metavar="RUN", help="the run file to write (JSON lines; must not exist)")
     run.add_argument("--methods", type=_csv, default=METHODS,
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from evotox.runner import RunSpec, backend_spec, read_seeds, resume_run, start_run
+    from evotox.runner import RunSpec, backend_spec, default_seeds_file, read_seeds, resume_run, start_run
 
     if args.resume:
         if args.seeds or args.out:
@@ -97,8 +98,9 @@ def _run(args: argparse.Namespace) -> int:
         summary = resume_run(args.resume, progress=not args.quiet, parallel_searches=args.parallel)
         path = args.resume
     else:
-        if not args.seeds or not args.out:
-            raise ValueError("evotox run needs --seeds FILE and --out RUN (or --resume RUN)")
+        if not args.out:
+            raise ValueError("evotox run needs --out RUN, the run file to write (or --resume RUN)")
+        seeds_file = Path(args.seeds) if args.seeds else default_seeds_file()
         methods = (args.variant, "random", "seeds", "jailbreak") if args.variant else args.methods
         search = SearchConfig(methods=methods, iterations=args.iterations, categories=args.categories,
                               fitness=args.fitness, system_prompt=args.system_prompt,
@@ -107,9 +109,9 @@ def _run(args: argparse.Namespace) -> int:
                               random_seed=args.random_seed, parallel_searches=args.parallel or 1)
         http = {"model": args.http_model, "endpoint": args.http_endpoint, "api_key_env": args.api_key_env,
                 "concurrency": args.http_concurrency}
-        spec = RunSpec(seeds=read_seeds(args.seeds, limit=args.limit), search=search,
+        spec = RunSpec(seeds=read_seeds(seeds_file, limit=args.limit), search=search,
                        sut=backend_spec(args.sut, **http), generator=backend_spec(args.generator, **http),
-                       oracle={"kind": args.oracle}, seeds_file=str(args.seeds))
+                       oracle={"kind": args.oracle}, seeds_file=str(seeds_file))
         summary = start_run(spec, args.out, progress=not args.quiet)
         path = args.out
     best: dict[str, list[float]] = {}

@@ -20,8 +20,8 @@ from evotox.config import SearchConfig, check_seeds
 from evotox.fitness import Oracle
 from evotox.search import Engine, SearchResult, steps_per_search
 
-__all__ = ["RunSpec", "RunSummary", "backend_spec", "build_backend", "build_oracle", "read_seeds", "resume_run",
-           "start_run"]
+__all__ = ["RunSpec", "RunSummary", "backend_spec", "build_backend", "build_oracle", "default_seeds_file", "read_seeds",
+           "resume_run", "start_run"]
 
 @dataclass
 class RunSpec:
@@ -64,6 +64,12 @@ class RunSummary:
     oracle_seconds: float
     new_calls: int
     replayed_calls: int
+
+
+def default_seeds_file() -> Path:
+    """The 50 HarmfulQA seed prompts shipped inside the package (Apache-2.0, see ``evotox/data/README.md``):
+    the seeds of ``evotox run`` when ``--seeds`` is not given."""
+    return Path(__file__).resolve().parent / "data" / "seeds.txt"
 
 
 def read_seeds(path: str | os.PathLike[str], *, limit: int | None = None) -> list[str]:

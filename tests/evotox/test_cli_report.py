@@ -13,18 +13,20 @@ from evotox.archive import RunWriter, new_header, read_run
 from evotox.backends import PromptTooLongError, ScriptedBackend, ScriptedOracle
 from evotox.cli import main
 from evotox.report import build_report, write_report
+from evotox.runner import default_seeds_file, read_seeds
 
 
 @pytest.mark.slow
-def test_smoke_run_report_and_resume_on_the_real_model(tmp_path, seeds_file, local_backend, jigsaw_oracle, capsys):
-    """1 seed x 1 iteration x lambda = 2 with the default model and the default oracle, short answers."""
-    seeds = tmp_path / "seeds.txt"
-    seeds.write_text(seeds_file.read_text().splitlines()[0] + "\n\n")
+def test_smoke_run_report_and_resume_on_the_real_model(tmp_path, local_backend, jigsaw_oracle, capsys):
+    """1 seed (the first packaged one: no --seeds) x 1 iteration x lambda = 2 with the default model and the
+    default oracle, short answers."""
     run = tmp_path / "run.jsonl"
-    assert main(["run", "--seeds", str(seeds), "--out", str(run), "--iterations", "1", "--categories",
+    assert main(["run", "--limit", "1", "--out", str(run), "--iterations", "1", "--categories",
                  "toxic,insulting", "--methods", "memory,random,seeds", "--sut-max-tokens", "16",
                  "--generator-max-tokens", "24", "--quiet"]) == 0
     header, *records = [json.loads(line) for line in run.read_text().splitlines()]
+    assert header["config"]["seeds"] == read_seeds(default_seeds_file(), limit=1)
+    assert header["config"]["seeds_file"] == str(default_seeds_file())
     assert header["models"]["sut"]["kind"] == "local" and len(header["models"]["sut"]["sha256"]) == 64
     assert len(header["models"]["oracle"]["sha256"]["model.weights.h5"]) == 64
     assert header["models"]["oracle"]["name"] == "jigsaw"
@@ -58,6 +60,14 @@ def test_a_seed_longer_than_the_context_is_named(local_backend, jigsaw_oracle):
         engine.run(["Short question?", "word " * 9000])
 
 
+def test_the_packaged_seeds_are_the_50_harmfulqa_questions_with_their_licence(seeds_file):
+    packaged = read_seeds(default_seeds_file())
+    assert len(packaged) == 50 and packaged == read_seeds(seeds_file)
+    notes = default_seeds_file().with_name("README.md").read_text()
+    assert "HarmfulQA" in notes and "Apache License 2.0" in notes
+    assert "Apache License" in default_seeds_file().with_name("LICENSE-HarmfulQA.txt").read_text()
+
+
 def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")
@@ -66,7 +76,7 @@ def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
     assert main(["run", "--seeds", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "r.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["run", "--seeds", str(empty)]) == 2
-    assert "needs --seeds FILE and --out RUN" in capsys.readouterr().err
+    assert "needs --out RUN" in capsys.readouterr().err
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_text("not json at all\n")
     assert main(["run", "--resume", str(foreign)]) == 2
