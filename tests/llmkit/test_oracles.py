@@ -152,9 +152,10 @@ def test_perspective_bad_replies(server):
     FakePerspective.reply_value = "high"
     with pytest.raises(OracleError, match="non-numeric"):
         PerspectiveOracle("secret", url=server).score(["x"])
-    FakePerspective.reply_value = float("nan")  # json.dumps writes NaN, which json.loads reads back
-    with pytest.raises(OracleError, match=r"returned nan for texts\[0\]"):
-        PerspectiveOracle("secret", url=server).score(["x"])
+    FakePerspective.reply_value = float("nan")  # json.dumps writes NaN, which is not standard JSON
+    with pytest.raises(OracleError, match=r"reply for texts\[0\] is unusable: .*NaN is not a JSON number"):
+        PerspectiveOracle("secret", url=server, backoff=0.01).score(["x"])
+    assert len(FakePerspective.requests) == 1 + 2  # the NaN reply was retried once
 
 
 def test_perspective_unreachable_and_missing_key(monkeypatch):
