@@ -110,7 +110,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, max_
         response = connection.getresponse()
         status = response.status
         if 300 <= status < 400:
-            location = response.getheader("Location", "(no Location)")
+            location = display_url(response.getheader("Location", "(no Location)"))  # its query may hold a key
             raise HTTPFault(f"{name} answered {status} redirecting to {location[:200]!r}; redirects are not "
                             "followed (a POST must not turn into a GET, credentials stay with their origin): "
                             "configure the final URL", "redirect")
