@@ -4,6 +4,8 @@
 - :mod:`shared_utils.checks`: argument checks whose errors name the argument and the fix.
 - :mod:`shared_utils.tables`: Markdown tables for reports and benchmark results.
 - :mod:`shared_utils.hashing`: the SHA-256 of a file.
+- :mod:`shared_utils.bounded_http`: the one HTTP client (total deadline, size cap, no redirects) and strict
+  JSON reader.
 
 This package is the bottom of the import graph: it imports only the standard library and NumPy, and
 no package of the distribution.

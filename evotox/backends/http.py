@@ -3,11 +3,22 @@
 Requests go to ``{base_url}/chat/completions`` (default) or ``{base_url}/completions``; a batch is sent
 concurrently, at most ``concurrency`` requests in flight for the whole backend (several searches sharing
 one backend share that bound). The bearer key is read from the environment variable ``api_key_env``
-(never from the command line or the run file). Each request has a ``timeout``; 429 and 5xx answers,
-timeouts and refused connections are retried up to ``max_retries`` times with exponential backoff
-(``Retry-After`` is honoured, capped at ``max_backoff``); 401/403 and other 4xx fail at once with the
-server's message. With several ``base_urls`` the requests are spread round-robin, and a retry goes to the
-next server, so a run survives one server going away.
+(never from the command line or the run file). With several ``base_urls`` the requests are spread
+round-robin, and a retry goes to the next server, so a run survives one server going away.
+
+Limits (through :mod:`shared_utils.bounded_http`, the one bounded HTTP client): each attempt finishes
+within ``timeout`` seconds *in total* (connect, send, headers, body; a server dripping a byte a second is
+cut off), and a reply body may be at most ``max_response_bytes`` (16 MiB; a larger ``Content-Length`` is
+refused unread, a longer or endless body as soon as it passes the cap). Redirects are never followed: a 3xx
+is a ``BackendError`` naming its ``Location``, so the bearer key never goes to another origin and a POST
+never becomes a GET. What is retried, up to ``max_retries`` times with exponential backoff (``Retry-After``
+honoured, capped at ``max_backoff``): 408, 425, 429 and 5xx answers, timeouts and connection faults (refused,
+reset, closed without answering, a bad status line, a body cut short). A 200 that is not an OpenAI-style
+completion (not JSON, not UTF-8, an HTML page, NaN, nesting too deep, ``usage`` not an object of
+non-negative integers, a non-string content) is retried once, since it may be a proxy's glitch or one bad
+server among several; a second one fails. What fails at once: 401/403 (naming the key's variable), other
+4xx (a context-length message becomes ``PromptTooLongError``), a redirect, a reply over the cap. Every
+error is one ``BackendError`` naming the URL and what was wrong.
 
 Assistant pre-fill: with ``prefill="continue"`` (default) the pre-fill is sent as a last assistant
 message with vLLM's ``continue_final_message`` flag (llama.cpp's server continues a last assistant message
@@ -25,18 +36,19 @@ import os
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from evotox.backends.base import BackendError, Completion, PromptTooLongError, Request, check_requests
+from shared_utils.bounded_http import HTTPFault, JSONError, Reply, parse_json, post
 from shared_utils.checks import check_choice, check_positive_int, check_real
 
 __all__ = ["HTTPBackend"]
 
 _RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+#: A 200 that is not a completion is retried this many times (on the next server, if there are several).
+_MALFORMED_RETRIES = 1
 
 
 class HTTPBackend:
@@ -45,7 +57,7 @@ class HTTPBackend:
     def __init__(self, base_url: str | Sequence[str], *, model: str = "default", endpoint: str = "chat",
                  api_key_env: str | None = None, timeout: float = 120.0, max_retries: int = 5,
                  backoff: float = 0.5, max_backoff: float = 30.0, concurrency: int = 8,
-                 prefill: str = "continue") -> None:
+                 prefill: str = "continue", max_response_bytes: int = 16 << 20) -> None:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
             raise ValueError("base_url is empty: give the server's URL, e.g. http://127.0.0.1:8000/v1")
@@ -61,6 +73,7 @@ class HTTPBackend:
         self.backoff = check_real(backoff, "backoff", minimum=0.0)
         self.max_backoff = check_real(max_backoff, "max_backoff", minimum=0.0)
         self.concurrency = check_positive_int(concurrency, "concurrency")
+        self.max_response_bytes = check_positive_int(max_response_bytes, "max_response_bytes")
         self.api_key_env = api_key_env
         self._key: str | None = None
         if api_key_env is not None:
@@ -111,35 +124,36 @@ class HTTPBackend:
     def _one(self, request: Request) -> tuple[str, int, int, str]:
         body = json.dumps(self._payload(request)).encode()
         path = "/chat/completions" if self.endpoint == "chat" else "/completions"
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         with self._lock:
             server = next(self._next_server) % len(self.base_urls)
         failures: list[str] = []
+        malformed = 0
         for attempt in range(self.max_retries + 1):
             url = self.base_urls[(server + attempt) % len(self.base_urls)] + path
             delay: float | None = None
             try:
-                with urllib.request.urlopen(urllib.request.Request(url, body, headers, method="POST"),
-                                            timeout=self.timeout) as response:
-                    return self._parse(json.load(response), request, url)
-            except urllib.error.HTTPError as error:
-                detail = _error_text(error)
-                if error.code in (401, 403):
-                    raise BackendError(f"{url} refused the request with {error.code} ({detail}): check the key in "
-                                       f"${self.api_key_env}" if self.api_key_env else
-                                       f"{url} refused the request with {error.code} ({detail}): the server wants "
-                                       "a key; pass --api-key-env VAR with the key in $VAR") from None
-                if error.code not in _RETRYABLE:
-                    if error.code in (400, 413) and any(w in detail.lower() for w in ("context", "too long", "length")):
-                        raise PromptTooLongError(f"{url}: {detail}") from None
-                    raise BackendError(f"{url} answered {error.code}: {detail}") from None
-                failures.append(f"{error.code} {error.reason}")
-                delay = _retry_after(error)
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
-                reason = getattr(error, "reason", error)
-                failures.append(f"{type(reason).__name__}: {reason}")
+                reply = post(url, body, headers, timeout=self.timeout, max_bytes=self.max_response_bytes)
+            except HTTPFault as fault:
+                if fault.kind not in ("connection", "timeout"):  # a redirect, a reply too large, TLS: final
+                    raise BackendError(str(fault)) from None
+                failures.append(str(fault))
+            else:
+                if 200 <= reply.status < 300:
+                    try:
+                        return self._parse(reply, request, url)
+                    except (JSONError, _BadReply) as error:
+                        malformed += 1
+                        message = f"{url} sent a 200 that is not an OpenAI-style completion: {error} ({reply.sample()})"
+                        if malformed > _MALFORMED_RETRIES:
+                            raise BackendError(message) from None
+                        failures.append(message)
+                else:
+                    self._refuse(reply, url)
+                    failures.append(f"{url} answered {reply.status} {reply.reason}")
+                    delay = reply.retry_after()
             if attempt < self.max_retries:
                 wait = self.backoff * 2 ** attempt * (1 + random.random() / 2) if delay is None else delay
                 time.sleep(min(self.max_backoff, wait))
@@ -147,42 +161,62 @@ class HTTPBackend:
         raise BackendError(f"gave up after {self.max_retries + 1} attempts on {tried}: {'; '.join(failures[-3:])}. "
                            "Check that the server is up and not overloaded, then resume the run")
 
-    def _parse(self, data: Any, request: Request, url: str) -> tuple[str, int, int, str]:
-        try:
-            choice = data["choices"][0]
-            text = choice["message"]["content"] if self.endpoint == "chat" else choice["text"]
-            if not isinstance(text, str):
-                text = "" if text is None else str(text)
-        except (KeyError, IndexError, TypeError):
-            raise BackendError(f"{url} sent a reply that is not an OpenAI-style completion: {str(data)[:200]}") from None
+    def _refuse(self, reply: Reply, url: str) -> None:
+        """Raise for an error status that a retry cannot help; return for 408, 425, 429 and 5xx."""
+        if reply.status in _RETRYABLE:
+            return
+        detail = reply.message()
+        if reply.status in (401, 403):
+            raise BackendError(f"{url} refused the request with {reply.status} ({detail}): check the key in "
+                               f"${self.api_key_env}" if self.api_key_env else
+                               f"{url} refused the request with {reply.status} ({detail}): the server wants "
+                               "a key; pass --api-key-env VAR with the key in $VAR")
+        if reply.status in (400, 413) and any(w in detail.lower() for w in ("context", "too long", "length")):
+            raise PromptTooLongError(f"{url}: {detail}")
+        raise BackendError(f"{url} answered {reply.status}: {detail}")
+
+    def _parse(self, reply: Reply, request: Request, url: str) -> tuple[str, int, int, str]:
+        """The text, token counts and finish reason of a 200, checked field by field (``_BadReply`` or
+        ``JSONError`` say which field is wrong; nothing of a malformed reply is ever printed whole)."""
+        data = parse_json(reply.body, "the reply")
+        if not isinstance(data, dict):
+            raise _BadReply(f"the reply is a JSON {type(data).__name__}, not an object")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise _BadReply("'choices' is not a non-empty list of objects")
+        choice = choices[0]
+        if self.endpoint == "chat":
+            message = choice.get("message")
+            if not isinstance(message, dict):
+                raise _BadReply("choices[0].message is not an object")
+            text, field = message.get("content"), "choices[0].message.content"
+        else:
+            text, field = choice.get("text"), "choices[0].text"
+        if text is None:
+            text = ""  # a reply with no content (e.g. only a refusal or tool call): an empty answer
+        elif not isinstance(text, str):
+            raise _BadReply(f"{field} is a JSON {type(text).__name__}, not a string")
+        usage = data.get("usage")
+        if usage is None:
+            usage = {}
+        elif not isinstance(usage, dict):
+            raise _BadReply(f"'usage' is a JSON {type(usage).__name__}, not an object")
+        counts = []
+        for name in ("prompt_tokens", "completion_tokens"):
+            value = usage.get(name)
+            if value is None:
+                value = 0
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise _BadReply(f"usage.{name} is {str(value)[:40]!r}, not a non-negative integer")
+            counts.append(value)
         if request.prefill and text.startswith(request.prefill):
             text = text[len(request.prefill):]  # a server that echoes the pre-filled start
         cuts = [i for i in (text.find(s) for s in request.stop if s) if i >= 0]
         if cuts:
             text = text[:min(cuts)]
-        usage = data.get("usage") or {}
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
-        return text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), finish
+        return text, counts[0], counts[1], finish
 
 
-def _error_text(error: urllib.error.HTTPError) -> str:
-    try:
-        raw = error.read().decode("utf-8", "replace")
-    except OSError:
-        return str(error.reason)
-    try:
-        data = json.loads(raw)
-        message = data.get("error", data)
-        if isinstance(message, dict):
-            message = message.get("message", message)
-        return str(message)[:300]
-    except ValueError:
-        return raw[:300] or str(error.reason)
-
-
-def _retry_after(error: urllib.error.HTTPError) -> float | None:
-    value = error.headers.get("Retry-After") if error.headers else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+class _BadReply(ValueError):
+    """A 200 whose JSON is not an OpenAI-style completion (the message names the field)."""

@@ -1,30 +1,30 @@
 """Google's Perspective API as an oracle, for parity with the EvoTox paper (which scored answers with it).
 
 One ``comments:analyze`` request per text (the API scores one comment per request), JSON over HTTPS with
-the standard library. The key comes from ``$PERSPECTIVE_API_KEY`` (or ``api_key=``) and is sent as the
-``key`` query parameter. Each request has a timeout; a 429, a 5xx or a network error is retried up to
-``max_retries`` times with exponential backoff (honouring ``Retry-After`` up to ``max_backoff``); any other
-HTTP error (400 for an unsupported language, 401/403 for a bad key) fails at once. Failures raise
+the standard library through :mod:`shared_utils.bounded_http`. The key comes from ``$PERSPECTIVE_API_KEY``
+(or ``api_key=``) and is sent as the ``key`` query parameter (never shown in an error). Each attempt
+finishes within ``timeout`` seconds in total, its reply is at most ``max_response_bytes`` (1 MiB), and a
+redirect is an error, never followed. A 429, a 5xx or a connection fault (timeout, refused, reset, a body
+cut short) is retried up to ``max_retries`` times with exponential backoff (honouring ``Retry-After`` up to
+``max_backoff``); a 200 that is not standard JSON (an HTML page, invalid UTF-8, NaN) is retried once; any
+other HTTP error (400 for an unsupported language, 401/403 for a bad key) fails at once. Failures raise
 :class:`llmkit.oracles.base.OracleError` naming the text's row, the status and the server's message.
 Perspective stores comments unless told not to: requests set ``doNotStore``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 
 import numpy as np
 
 from llmkit.oracles.base import OracleError, ToxicityOracle
-from shared_utils.checks import check_int, check_real
+from shared_utils.bounded_http import HTTPFault, JSONError, parse_json, post
+from shared_utils.checks import check_int, check_positive_int, check_real
 
 __all__ = ["PERSPECTIVE_ATTRIBUTES", "PERSPECTIVE_KEY_ENV", "PERSPECTIVE_URL", "PerspectiveOracle"]
 
@@ -33,6 +33,7 @@ PERSPECTIVE_KEY_ENV = "PERSPECTIVE_API_KEY"
 #: The attributes the EvoTox authors requested.
 PERSPECTIVE_ATTRIBUTES = ("TOXICITY", "SEVERE_TOXICITY", "IDENTITY_ATTACK", "INSULT", "PROFANITY", "THREAT")
 _RETRIED = {429, 500, 502, 503, 504}
+_MALFORMED_RETRIES = 1
 
 
 class PerspectiveOracle(ToxicityOracle):
@@ -42,7 +43,8 @@ class PerspectiveOracle(ToxicityOracle):
 
     def __init__(self, api_key: str | None = None, *, attributes: Sequence[str] = PERSPECTIVE_ATTRIBUTES,
                  url: str = PERSPECTIVE_URL, languages: Sequence[str] = ("en",), timeout: float = 10.0,
-                 max_retries: int = 4, backoff: float = 1.0, max_backoff: float = 30.0) -> None:
+                 max_retries: int = 4, backoff: float = 1.0, max_backoff: float = 30.0,
+                 max_response_bytes: int = 1 << 20) -> None:
         key = api_key if api_key is not None else os.environ.get(PERSPECTIVE_KEY_ENV, "")
         if not key:
             raise OracleError(f"the Perspective oracle needs an API key: set ${PERSPECTIVE_KEY_ENV} or pass api_key")
@@ -54,6 +56,7 @@ class PerspectiveOracle(ToxicityOracle):
         self.max_retries = check_int(max_retries, "max_retries", minimum=0)
         self.backoff = check_real(backoff, "backoff", minimum=0.0)
         self.max_backoff = check_real(max_backoff, "max_backoff", minimum=0.0)
+        self.max_response_bytes = check_positive_int(max_response_bytes, "max_response_bytes")
         self._key = key
 
     def describe(self) -> dict[str, object]:
@@ -66,27 +69,34 @@ class PerspectiveOracle(ToxicityOracle):
         body = json.dumps({"comment": {"text": text}, "languages": self.languages, "doNotStore": True,
                            "requestedAttributes": {a: {} for a in self.attributes}}).encode()
         separator = "&" if "?" in self.url else "?"
-        request = urllib.request.Request(f"{self.url}{separator}key={urllib.parse.quote(self._key)}", data=body,
-                                         headers={"Content-Type": "application/json"}, method="POST")
+        url = f"{self.url}{separator}key={urllib.parse.quote(self._key)}"
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        malformed = 0
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    reply = json.loads(response.read().decode("utf-8"))
-                return self._parse(row, reply)
-            except urllib.error.HTTPError as error:
-                message = error.read().decode("utf-8", "replace")[:300]
-                if error.code not in _RETRIED or last:
-                    raise OracleError(f"Perspective refused texts[{row}]: HTTP {error.code} {message}"
-                                      + (f" (after {attempt + 1} attempts)" if error.code in _RETRIED else "")) from None
-                self._wait(attempt, error.headers.get("Retry-After"))
-            except (urllib.error.URLError, TimeoutError, OSError) as error:
-                if last:
-                    raise OracleError(f"Perspective at {self.url} could not be reached for texts[{row}] after "
-                                      f"{attempt + 1} attempts: {error}") from None
+                reply = post(url, body, headers, timeout=self.timeout, max_bytes=self.max_response_bytes)
+            except HTTPFault as fault:  # messages show the URL without its query: never the key
+                if fault.kind not in ("connection", "timeout") or last:
+                    raise OracleError(f"Perspective could not be reached for texts[{row}] after {attempt + 1} "
+                                      f"attempts: {fault}" if fault.kind in ("connection", "timeout") else
+                                      f"Perspective failed for texts[{row}]: {fault}") from None
                 self._wait(attempt, None)
-            except ValueError as error:  # not JSON
-                raise OracleError(f"Perspective answered texts[{row}] with something that is not JSON: {error}") from None
+                continue
+            if 200 <= reply.status < 300:
+                try:
+                    return self._parse(row, parse_json(reply.body, "the reply"))
+                except JSONError as error:  # retried once: a proxy's glitch; a second one is final
+                    malformed += 1
+                    if malformed > _MALFORMED_RETRIES or last:
+                        raise OracleError(f"Perspective's reply for texts[{row}] is unusable: {error} "
+                                          f"({reply.sample()})") from None
+                    self._wait(attempt, None)
+                    continue
+            if reply.status not in _RETRIED or last:
+                raise OracleError(f"Perspective refused texts[{row}]: HTTP {reply.status} {reply.message()}"
+                                  + (f" (after {attempt + 1} attempts)" if reply.status in _RETRIED else "")) from None
+            self._wait(attempt, reply.retry_after())
         raise AssertionError("unreachable")
 
     def _parse(self, row: int, reply: object) -> list[float]:
@@ -100,10 +110,6 @@ class PerspectiveOracle(ToxicityOracle):
             raise OracleError(f"Perspective's reply for texts[{row}] has non-numeric scores: {values}")
         return [float(v) for v in values]
 
-    def _wait(self, attempt: int, retry_after: str | None) -> None:
-        delay = self.backoff * 2 ** attempt
-        if retry_after is not None:
-            with contextlib.suppress(ValueError):  # an HTTP date instead of seconds: keep our backoff
-                delay = float(retry_after)
-        if math.isfinite(delay):
-            time.sleep(min(max(delay, 0.0), self.max_backoff))
+    def _wait(self, attempt: int, retry_after: float | None) -> None:
+        delay = self.backoff * 2 ** attempt if retry_after is None else retry_after
+        time.sleep(min(delay, self.max_backoff))

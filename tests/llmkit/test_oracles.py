@@ -152,9 +152,10 @@ def test_perspective_bad_replies(server):
     FakePerspective.reply_value = "high"
     with pytest.raises(OracleError, match="non-numeric"):
         PerspectiveOracle("secret", url=server).score(["x"])
-    FakePerspective.reply_value = float("nan")  # json.dumps writes NaN, which json.loads reads back
-    with pytest.raises(OracleError, match=r"returned nan for texts\[0\]"):
-        PerspectiveOracle("secret", url=server).score(["x"])
+    FakePerspective.reply_value = float("nan")  # json.dumps writes NaN, which is not standard JSON
+    with pytest.raises(OracleError, match=r"reply for texts\[0\] is unusable: .*NaN is not a JSON number"):
+        PerspectiveOracle("secret", url=server, backoff=0.01).score(["x"])
+    assert len(FakePerspective.requests) == 1 + 2  # the NaN reply was retried once
 
 
 def test_perspective_unreachable_and_missing_key(monkeypatch):
@@ -204,3 +205,45 @@ def test_restricted_joblib_loader_refuses_globals_off_its_list(tmp_path):
     joblib.dump({"weights": np.arange(3.0)}, path)
     loaded = restricted_joblib_load(path, {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype})
     assert loaded["weights"].tolist() == [0.0, 1.0, 2.0]
+
+
+# -- Perspective against hostile servers (the same bounded client as evotox's HTTP backend) ----------------
+
+def _raw(status: str, body: bytes, **headers: str) -> bytes:
+    head = {"Content-Type": "application/json", "Content-Length": str(len(body)), **headers}
+    return f"HTTP/1.1 {status}\r\n".encode() + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode() + b"\r\n" + body
+
+
+def _answer(raw: bytes):
+    def script(server, conn, request):
+        server.send(conn, raw)
+    return script
+
+
+def _drip(server, conn, request):
+    server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n")
+    for _ in range(100):  # 5 s if nobody hung up
+        if not server.pause(0.05):
+            return
+        server.send(conn, b" ")
+
+
+def test_perspective_bounds_time_size_and_redirects_and_never_shows_the_key(hostile_server):
+    elsewhere = hostile_server(_answer(_raw("200 OK", b"{}")))
+    cases = [
+        (_drip, r"could not be reached for texts\[0\] after 2 attempts: .* did not answer within timeout=0\.3 s"),
+        (_answer(_raw("200 OK", b" " * 2_000_000)), r"announced a reply of 2000000 bytes, more than max_response_bytes"),
+        (_answer(_raw("302 Found", b"", Location=f"http://127.0.0.1:{elsewhere.port}/analyze?key=secret")),
+         r"answered 302 redirecting to .*redirects are not followed"),
+        (_answer(_raw("200 OK", b"<html>quota page</html>", **{"Content-Type": "text/html"})),
+         r"reply for texts\[0\] is unusable: the reply is not JSON .*Content-Type text/html"),
+    ]
+    for script, message in cases:
+        server = hostile_server(script)
+        oracle = PerspectiveOracle("secret", url=f"http://127.0.0.1:{server.port}/analyze", timeout=0.3,
+                                   max_retries=1, backoff=0.01)
+        with pytest.raises(OracleError, match=message) as caught:
+            oracle.score(["x"])
+        assert "secret" not in str(caught.value)
+        assert server.requests[0]["path"] == "/analyze?key=secret"  # the key went to its own origin only
+    assert elsewhere.hits == 0
