@@ -17,7 +17,7 @@ def test_default_model_reaches_73_on_stsb_dev(stsb_dir):
     spearman, pairs = _spearman(stsb_dir / "sts-dev.csv")
     assert pairs == 1500
     assert spearman >= 73.0
-    assert spearman == pytest.approx(74.0, abs=0.1)  # the figure documented in the README
+    assert spearman == pytest.approx(76.3, abs=0.1)  # the figure documented in the README (zipf weights)
 
 
 def test_default_model_stsb_test_figure(stsb_dir):
