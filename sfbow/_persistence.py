@@ -78,7 +78,7 @@ MEMBERS: dict[str, Member] = {
     "tokenizer": Member("<u1", 1, False, "subword models: the WordPiece tokenizer's options, UTF-8 JSON"),
     "table_words": Member("<u1", 1, False, "subword models: the whole words with a row of their own, UTF-8"),
     "table_word_ends": Member("<i8", 1, False, "end offset of each word in 'table_words'"),
-    # Weighted models (sfbow.weighting); a file without it is unweighted (sfbow 0.1 wrote none).
+    # Weighted models (sfbow.weighting); a file without it is unweighted (pre-weighting sfbow wrote none).
     "weights": Member("<f4", 1, False, "one weight (finite, >= 0) per word, applied to its membership row"),
 }
 

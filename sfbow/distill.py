@@ -26,7 +26,9 @@ from shared_utils.checks import check_int, check_positive_int
 __all__ = ["PRETRAINED", "RECOMMENDED", "cache_dir", "check_sentence_transformer", "distill", "pretrained"]
 
 #: The SFBoW settings for distilled vectors, chosen on STS-B dev (Spearman 78.6): no PCA in the
-#: distillation (all 384 dimensions), a pca universe of K = 160, unit-length piece vectors.
+#: distillation (all 384 dimensions), a pca universe of K = 160, unit-length piece vectors. The weighting
+#: (``"auto"``: continuation pieces at half weight, STS-B dev 79.1) was chosen on STS-B train/dev and SICK
+#: train/trial together (docs/sts.md).
 RECOMMENDED: dict[str, Any] = {"pca_dims": None, "universe": "pca", "k": 160, "normalize": True}
 
 #: float16 memberships are the default for distilled models: STS-B dev identical to 3 decimals (78.557),
@@ -106,7 +108,7 @@ def pretrained(name: str = "minilm", *, cache: str | os.PathLike[str] | None = N
                memberships: str = "float16", weighting: Any = "auto") -> SFBoW:
     """The distilled model ``name`` (see :data:`PRETRAINED`): read from the cache, or built and cached first.
 
-    ``weighting`` (see :class:`SFBoW`; ``"none"``: the unweighted model of sfbow 0.1) is applied at load
+    ``weighting`` (see :class:`SFBoW`; ``"none"``: the unweighted model of pre-weighting sfbow) is applied at load
     time, so a cached file serves every weighting without distilling again."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; choose one of {sorted(PRETRAINED)}")

@@ -73,7 +73,7 @@ class SFBoW:
     weighting:
         Word weights applied to each word's membership row before the max (:mod:`sfbow.weighting`):
         ``"auto"`` (default: SIF-style Zipf weights for word vectors, continuation pieces at half
-        weight for subword vectors), ``"zipf"``, ``"pieces"``, ``"none"`` (unweighted, the sfbow 0.1
+        weight for subword vectors), ``"zipf"``, ``"pieces"``, ``"none"`` (unweighted, the pre-weighting sfbow
         model), an array of one weight per word, or a mapping ``word -> weight`` (e.g.
         :func:`sfbow.weighting.idf_weights`). Held in the table, so encoding costs the same.
     """
@@ -280,7 +280,7 @@ class SFBoW:
         options = {"strategy": self.strategy, "normalize": self.normalize, "clip": self.clip,
                    "custom_tokenizer": self.tokenizer is not tokenize}
         arrays = {"words": words, "word_ends": word_ends, "vectors": self.vectors.matrix, "universe": self.universe}
-        if self.weights is not None:  # unweighted files stay readable by sfbow 0.1
+        if self.weights is not None:  # unweighted files stay readable by pre-weighting sfbow
             options["weighting"] = self.weighting
             arrays["weights"] = self.weights
         if isinstance(self.vectors, SubwordVectors):
@@ -293,7 +293,7 @@ class SFBoW:
         """Read a model written by :meth:`save`, validating its format, shapes, checksums and values.
 
         ``memberships`` is a run-time choice, not saved (see :class:`SFBoW`). ``weighting``: ``None`` keeps
-        the file's (its saved weights, checked like user weights; a file from sfbow 0.1, which has none,
+        the file's (its saved weights, checked like user weights; a file from pre-weighting sfbow, which has none,
         is unweighted), anything else replaces it (see :class:`SFBoW`). A file that is not a valid model
         is a :class:`sfbow.errors.ModelFileError` naming it.
         """
@@ -304,7 +304,7 @@ class SFBoW:
         if options["custom_tokenizer"] and tokenizer is None:
             warnings.warn(f"{path} was saved from a model with a custom tokenizer, which is not stored; "
                           "pass tokenizer= to load() or it encodes with the default tokenizer", stacklevel=2)
-        saved = options.get("weighting", "none")  # files of sfbow 0.1 have neither the field nor weights
+        saved = options.get("weighting", "none")  # files of pre-weighting sfbow have neither the field nor weights
         if saved not in ("none", "zipf", "pieces", "custom") or (saved == "none") == ("weights" in contents.arrays):
             raise ModelFileError(f"{path}: its weighting {saved!r} does not fit its members "
                                  f"({'with' if 'weights' in contents.arrays else 'without'} a weights array)")

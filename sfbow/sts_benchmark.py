@@ -140,7 +140,7 @@ def _model2vec_minilm() -> Any:
 #: Every method, by the name ``--methods`` takes. SFBoW rows use normalize=True and fuzzy Jaccard.
 METHODS: dict[str, Method] = {
     "sfbow": Method("SFBoW default (pca K=100, zipf weights)", SFBoW),
-    "sfbow-unweighted": Method("SFBoW unweighted (pca K=100, sfbow 0.1)", lambda: SFBoW(weighting="none")),
+    "sfbow-unweighted": Method("SFBoW unweighted (pca K=100, pre-weighting sfbow)", lambda: SFBoW(weighting="none")),
     "sfbow-identity": Method("SFBoW identity K=50", lambda: SFBoW(universe="identity")),
     "sfbow-gaussian": Method("SFBoW gaussian K=300", lambda: SFBoW(universe="gaussian")),
     "sfbow-kmeans": Method("SFBoW kmeans K=100", lambda: SFBoW(universe="kmeans")),
@@ -152,7 +152,7 @@ METHODS: dict[str, Method] = {
     "max-pool": Method("max-pool, identity, raw (fJ)", max_pool_identity),
     "sfbow-minilm": Method("SFBoW distilled MiniLM (pca K=160, pieces weights, fJ)", _distilled_minilm,
                            "fuzzy_jaccard", _DISTILL_MODULES, "distill"),
-    "sfbow-minilm-unweighted": Method("SFBoW distilled MiniLM unweighted (sfbow 0.1, fJ)",
+    "sfbow-minilm-unweighted": Method("SFBoW distilled MiniLM unweighted (pre-weighting sfbow, fJ)",
                                       lambda: _distilled_minilm("none"), "fuzzy_jaccard", _DISTILL_MODULES, "distill"),
     "model2vec-minilm": Method("model2vec, same distilled vectors (cos)", _model2vec_minilm, "cosine",
                                _DISTILL_MODULES, "distill"),

@@ -14,7 +14,7 @@ Weightings (``SFBoW(weighting=...)``):
 * ``"pieces"`` (subword vectors): a word-continuation piece (``##ing``) weighs
   :data:`CONTINUATION_WEIGHT`, a word-initial piece 1.
 * ``"auto"`` (the default): ``"pieces"`` for subword vectors, ``"zipf"`` for word vectors.
-* ``"none"``: every weight 1, the unweighted model of sfbow 0.1.
+* ``"none"``: every weight 1, the unweighted model of pre-weighting sfbow.
 * per-word weights: an array (one weight per vocabulary row) or a mapping ``word -> weight``, such as
   :func:`idf_weights` of a corpus or :func:`frequency_weights` of ``wordfreq``. See :func:`resolve_weights`
   for how gaps and bad values are handled.

@@ -23,4 +23,4 @@ def test_default_model_reaches_73_on_stsb_dev(stsb_dir):
 def test_default_model_stsb_test_figure(stsb_dir):
     spearman, pairs = _spearman(stsb_dir / "sts-test.csv")
     assert pairs == 1379
-    assert spearman == pytest.approx(61.8, abs=0.1)
+    assert spearman == pytest.approx(64.5, abs=0.1)  # zipf weights (weighting="none": 61.8)
