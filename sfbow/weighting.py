@@ -146,7 +146,7 @@ def _from_mapping(weighting: Mapping[Any, Any], words: Sequence[str]) -> np.ndar
     default = float(np.max(weights[~missing])) if not missing.all() else max(given.values())
     if missing.any():
         warnings.warn(f"weighting: {int(missing.sum())} of {len(words)} vocabulary words have no weight in the "
-                      f"mapping; they get its largest weight, {default:.6g}", stacklevel=4)
+                      f"mapping; they get its largest weight, {default:.6g}", stacklevel=5)
         weights[missing] = default
     return weights
 
