@@ -123,6 +123,12 @@ def sts_table(results: Path) -> str:
     return format_table(_json(results, "sts.json")) + "\n\n" + TABLE_NOTE.format(tuning=", ".join(TUNING_DATASETS))
 
 
+@region("sts-weighting")
+def sts_weighting_tables(results: Path) -> str:
+    """docs/sts.md: the weighting ideas on the tuning sets and the speed A/B, as sts_weighting.py prints them."""
+    return str(_benchmark("sts_weighting").tables(_json(results, "sts_weighting.json")))
+
+
 #: The README's rows: method name in sts.json -> label (the default in bold).
 README_STS_ROWS = {
     "sfbow": "**sfbow default (pca, K=100)**",

@@ -78,12 +78,14 @@ MEMBERS: dict[str, Member] = {
     "tokenizer": Member("<u1", 1, False, "subword models: the WordPiece tokenizer's options, UTF-8 JSON"),
     "table_words": Member("<u1", 1, False, "subword models: the whole words with a row of their own, UTF-8"),
     "table_word_ends": Member("<i8", 1, False, "end offset of each word in 'table_words'"),
+    # Weighted models (sfbow.weighting); a file without it is unweighted (pre-weighting sfbow wrote none).
+    "weights": Member("<f4", 1, False, "one weight (finite, >= 0) per word, applied to its membership row"),
 }
 
 #: Option fields every file's metadata has, and their JSON types.
 FIELDS: dict[str, type] = {"strategy": str, "normalize": bool, "clip": bool, "custom_tokenizer": bool}
-#: Option fields a file may have (none yet; for example tokenizer settings of a subword model).
-OPTIONAL_FIELDS: dict[str, type] = {}
+#: Option fields a file may have: ``weighting``, the name of the weights (``"none"`` when absent).
+OPTIONAL_FIELDS: dict[str, type] = {"weighting": str}
 
 _ZIP_ENCRYPTED = 0x1
 _ZIP_STRONG_ENCRYPTION = 0x40

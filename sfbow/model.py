@@ -27,6 +27,7 @@ from sfbow.subword import SubwordVectors, subword_members, subword_vectors
 from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe, check_universe, universe_size
 from sfbow.vectors import WordVectors, as_word_vectors
+from sfbow.weighting import resolve_weights
 from shared_utils.checks import check_positive_int
 
 __all__ = ["SFBoW"]
@@ -69,12 +70,18 @@ class SFBoW:
         memberships, max-pooled exactly (needs ``clip=True``). ``"on-the-fly"``: no table; each
         batch computes the memberships of the words it uses (for vocabularies whose table would
         not fit; equal to ``"float32"`` up to float rounding, slower).
+    weighting:
+        Word weights applied to each word's membership row before the max (:mod:`sfbow.weighting`):
+        ``"auto"`` (default: SIF-style Zipf weights for word vectors, continuation pieces at half
+        weight for subword vectors), ``"zipf"``, ``"pieces"``, ``"none"`` (unweighted, the pre-weighting sfbow
+        model), an array of one weight per word, or a mapping ``word -> weight`` (e.g.
+        :func:`sfbow.weighting.idf_weights`). Held in the table, so encoding costs the same.
     """
 
     def __init__(self, vectors: Any = None, universe: str | Any = "pca", *, k: int | None = None,
                  normalize: bool = True, clip: bool = True, tokenizer: Tokenizer | None = None,
                  random_state: int = 0, n_words: int = DEFAULT_N_WORDS,
-                 memberships: str = "float32") -> None:
+                 memberships: str = "float32", weighting: Any = "auto") -> None:
         word_vectors = as_word_vectors(vectors)
         normalize, clip = bool(normalize), bool(clip)
         memberships = _check_memberships(memberships, clip)
@@ -85,11 +92,12 @@ class SFBoW:
         matrix = build_universe(universe, word_matrix, k=k, random_state=random_state, n_words=n_words)
         self._assemble(word_vectors, matrix, strategy=universe if isinstance(universe, str) else "custom",
                        normalize=normalize, clip=clip, tokenizer=tokenizer, memberships=memberships,
-                       word_matrix=word_matrix)
+                       weighting=weighting, word_matrix=word_matrix)
 
     @classmethod
     def from_parts(cls, vectors: WordVectors, universe: Any, *, strategy: str = "custom", normalize: bool = True,
-                   clip: bool = True, tokenizer: Tokenizer | None = None, memberships: str = "float32") -> SFBoW:
+                   clip: bool = True, tokenizer: Tokenizer | None = None, memberships: str = "float32",
+                   weighting: Any = "auto") -> SFBoW:
         """A model from parts already built: word vectors and a ``(K, d)`` universe, used as given.
 
         ``strategy`` only labels the universe (``repr``, the model file). :meth:`load` builds its model
@@ -104,11 +112,13 @@ class SFBoW:
             raise TypeError(f"strategy must be a str (a label), got {type(strategy).__name__}")
         model = cls.__new__(cls)
         model._assemble(vectors, universe, strategy=strategy, normalize=bool(normalize), clip=bool(clip),
-                        tokenizer=tokenizer, memberships=_check_memberships(memberships, bool(clip)))
+                        tokenizer=tokenizer, memberships=_check_memberships(memberships, bool(clip)),
+                        weighting=weighting)
         return model
 
     def _assemble(self, vectors: WordVectors, universe: Any, *, strategy: str, normalize: bool, clip: bool,
-                  tokenizer: Tokenizer | None, memberships: str, word_matrix: np.ndarray | None = None) -> None:
+                  tokenizer: Tokenizer | None, memberships: str, weighting: Any,
+                  word_matrix: np.ndarray | None = None) -> None:
         """The one place a model's attributes are set: validate the parts, then build the table."""
         _check_tokenizer(tokenizer)
         if isinstance(vectors, SubwordVectors) and tokenizer is not None:
@@ -117,7 +127,8 @@ class SFBoW:
         _check_table_fits(len(vectors), universe.shape[0], memberships, "K (the universe's rows)")
         if word_matrix is None:
             word_matrix = unit_rows(vectors.matrix) if normalize else vectors.matrix
-        _check_memberships_fit_float32(word_matrix, universe)
+        label, weights = resolve_weights(weighting, vectors.words, subword=isinstance(vectors, SubwordVectors))
+        _check_memberships_fit_float32(word_matrix, universe, 1.0 if weights is None else float(weights.max(initial=0)))
         self.vectors: WordVectors = vectors
         self.normalize = normalize
         self.clip = clip
@@ -125,6 +136,9 @@ class SFBoW:
         self.tokenizer: Tokenizer = tokenize if tokenizer is None else tokenizer
         self.strategy = strategy
         self.universe = universe
+        self.weighting: str = label
+        #: One weight per word (float32), or ``None`` when unweighted.
+        self.weights: np.ndarray | None = weights
         self.table = self._membership_table(word_matrix)
 
     @property
@@ -134,7 +148,7 @@ class SFBoW:
 
     def __repr__(self) -> str:
         return (f"SFBoW(vectors={self.vectors!r}, universe={self.strategy!r}, K={self.dim}, "
-                f"normalize={self.normalize}, clip={self.clip})")
+                f"normalize={self.normalize}, clip={self.clip}, weighting={self.weighting!r})")
 
     def _membership_table(self, word_matrix: np.ndarray) -> np.ndarray | None:
         """The table of :attr:`memberships`; for ``"on-the-fly"`` keep the word matrix instead."""
@@ -143,7 +157,7 @@ class SFBoW:
                 raise ValueError("memberships='on-the-fly' is not available for subword vectors; use 'float16'")
             self._membership_words = word_matrix
             return None
-        table = self._memberships_of(word_matrix)
+        table = self._memberships_of(word_matrix, self.weights)
         if isinstance(self.vectors, SubwordVectors):  # rows of whole words: the max over their pieces
             ids, offsets = self.vectors.word_pieces()
             words = np.empty((len(offsets) - 1, table.shape[1]), np.float32)
@@ -157,13 +171,16 @@ class SFBoW:
             raise ValueError("memberships exceed the float16 range (65504); use memberships='float32'")
         return half
 
-    def _memberships_of(self, word_rows: np.ndarray) -> np.ndarray:
+    def _memberships_of(self, word_rows: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        """``max(word_rows U^T, 0)`` (with ``clip``), each row times its word's weight (float32)."""
         # One BLAS thread: a multi-threaded sgemm rounds differently with the thread count, and a model
         # must give the same bits in every process (Dask workers, other machines) that loads its file.
         with threadpool_limits(limits=1, user_api="blas"):
             table = word_rows @ self.universe.T
         if self.clip:
             np.maximum(table, 0, out=table)
+        if weights is not None:
+            table *= weights[:, None]
         return table
 
     # -- encoding --------------------------------------------------------------------------------
@@ -243,7 +260,8 @@ class SFBoW:
         table = self.table
         if table is None:  # "on-the-fly": the memberships of this chunk's words only
             rows, local_ids = np.unique(ids, return_inverse=True)
-            table = np.ascontiguousarray(self._memberships_of(self._membership_words[rows]), dtype=np.float32)
+            weights = None if self.weights is None else self.weights[rows]
+            table = np.ascontiguousarray(self._memberships_of(self._membership_words[rows], weights), dtype=np.float32)
             ids = local_ids.astype(np.int64, copy=False)
         with _kernels.exclusive():
             if self.memberships == "float16":
@@ -262,17 +280,22 @@ class SFBoW:
         options = {"strategy": self.strategy, "normalize": self.normalize, "clip": self.clip,
                    "custom_tokenizer": self.tokenizer is not tokenize}
         arrays = {"words": words, "word_ends": word_ends, "vectors": self.vectors.matrix, "universe": self.universe}
+        if self.weights is not None:  # unweighted files stay readable by pre-weighting sfbow
+            options["weighting"] = self.weighting
+            arrays["weights"] = self.weights
         if isinstance(self.vectors, SubwordVectors):
             arrays.update(subword_members(self.vectors))
         _persistence.save_model_file(path, options, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None,
-             memberships: str = "float32") -> SFBoW:
+             memberships: str = "float32", weighting: Any = None) -> SFBoW:
         """Read a model written by :meth:`save`, validating its format, shapes, checksums and values.
 
-        ``memberships`` is a run-time choice, not saved (see :class:`SFBoW`). A file that is not a valid
-        model is a :class:`sfbow.errors.ModelFileError` naming it.
+        ``memberships`` is a run-time choice, not saved (see :class:`SFBoW`). ``weighting``: ``None`` keeps
+        the file's (its saved weights, checked like user weights; a file from pre-weighting sfbow, which has none,
+        is unweighted), anything else replaces it (see :class:`SFBoW`). A file that is not a valid model
+        is a :class:`sfbow.errors.ModelFileError` naming it.
         """
         contents = _persistence.read_model_file(path)
         options = contents.options
@@ -281,13 +304,22 @@ class SFBoW:
         if options["custom_tokenizer"] and tokenizer is None:
             warnings.warn(f"{path} was saved from a model with a custom tokenizer, which is not stored; "
                           "pass tokenizer= to load() or it encodes with the default tokenizer", stacklevel=2)
-        try:  # the same checks as a model built in memory: finite values, shapes, no duplicate words
+        saved = options.get("weighting", "none")  # files of pre-weighting sfbow have neither the field nor weights
+        if saved not in ("none", "zipf", "pieces", "custom") or (saved == "none") == ("weights" in contents.arrays):
+            raise ModelFileError(f"{path}: its weighting {saved!r} does not fit its members "
+                                 f"({'with' if 'weights' in contents.arrays else 'without'} a weights array)")
+        if weighting is None:
+            weighting = contents.arrays.get("weights", "none")
+        try:  # the same checks as a model built in memory: finite values, shapes, no duplicate words, weights
             vectors = subword_vectors(contents) or WordVectors(contents.words, contents.arrays["vectors"])
-            return cls.from_parts(vectors, contents.arrays["universe"], strategy=options["strategy"],
-                                  normalize=options["normalize"], clip=options["clip"], tokenizer=tokenizer,
-                                  memberships=memberships)
+            model = cls.from_parts(vectors, contents.arrays["universe"], strategy=options["strategy"],
+                                   normalize=options["normalize"], clip=options["clip"], tokenizer=tokenizer,
+                                   memberships=memberships, weighting=weighting)
         except ValueError as exc:
             raise ModelFileError(f"{path} holds an invalid model: {exc}") from exc
+        if model.weighting == "custom" and weighting is contents.arrays.get("weights"):
+            model.weighting = saved  # the saved weights keep their name ("zipf", "pieces" or "custom")
+        return model
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -320,19 +352,20 @@ def _largest_row_norm(matrix: np.ndarray) -> float:
 _MEMBERSHIP_LIMIT = float(np.finfo(np.float32).max) / 2
 
 
-def _check_memberships_fit_float32(word_matrix: np.ndarray, universe: np.ndarray) -> None:
+def _check_memberships_fit_float32(word_matrix: np.ndarray, universe: np.ndarray, weight: float = 1.0) -> None:
     """Refuse parts whose memberships could overflow float32 (then ``encode`` would give inf or NaN).
 
     By Cauchy-Schwarz no membership, nor any partial sum of its dot product, exceeds the largest word
     norm times the largest universe-row norm, so checking that bound makes overflow impossible in every
-    ``memberships`` mode, including the per-batch on-the-fly one.
+    ``memberships`` mode, including the per-batch on-the-fly one; ``weight`` is the largest word weight.
     """
     word_norm, universe_norm = _largest_row_norm(word_matrix), _largest_row_norm(universe)
-    if word_norm * universe_norm > _MEMBERSHIP_LIMIT:
+    bound = word_norm * universe_norm * max(weight, 1.0)
+    if bound > _MEMBERSHIP_LIMIT:
         raise ValueError(
-            f"memberships could reach {word_norm * universe_norm:.3g}, beyond the float32 range (3.4e38): the "
-            f"word vectors' largest norm is {word_norm:.3g} and the universe's {universe_norm:.3g}; scale the "
-            "vectors or the universe down, or use normalize=True")
+            f"memberships could reach {bound:.3g}, beyond the float32 range (3.4e38): the word vectors' "
+            f"largest norm is {word_norm:.3g}, the universe's {universe_norm:.3g} and the largest weight "
+            f"{weight:.3g}; scale the vectors, the universe or the weights down, or use normalize=True")
 
 
 def _check_table_fits(n_words: int, k: int, memberships: str, argument: str) -> None:

@@ -212,7 +212,7 @@ def test_default_model_on_stsb_dev(stsb_dir: Path) -> None:
     import sfbow
 
     result = evaluate_sts(sfbow.default_model(), [load_stsb(stsb_dir / "sts-dev.csv")], similarity="fuzzy_jaccard")
-    assert result.spearman == pytest.approx(74.0, abs=0.5)
+    assert result.spearman == pytest.approx(76.3, abs=0.5)  # zipf weights; weighting="none" gives 74.0
 
 
 def test_subsets_of_a_task_need_distinct_names() -> None:

@@ -43,11 +43,14 @@ def test_round_trip_gives_identical_vectors(tmp_path, small_vectors):
 def test_the_file_holds_the_documented_members_stored_and_no_pickle(saved):
     with zipfile.ZipFile(saved) as archive:
         assert {info.filename for info in archive.infolist()} == {
-            "metadata.json", "checksum.sha256", "words.npy", "word_ends.npy", "vectors.npy", "universe.npy"}
+            "metadata.json", "checksum.sha256", "words.npy", "word_ends.npy", "vectors.npy", "universe.npy",
+            "weights.npy"}
         assert all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
         metadata = json.loads(archive.read("metadata.json"))
-    assert set(metadata) == {"format", "version", "members", *persistence.FIELDS}
-    assert set(metadata["members"]) == {name for name, member in persistence.MEMBERS.items() if member.required}
+    assert set(metadata) == {"format", "version", "members", *persistence.FIELDS, "weighting"}
+    assert metadata["weighting"] == "zipf"
+    assert set(metadata["members"]) == {*(name for name, member in persistence.MEMBERS.items() if member.required),
+                                        "weights"}
     with np.load(saved, allow_pickle=False) as archive:  # still a plain npz: would raise on an object array
         assert archive["vectors"].dtype == np.float32
 

@@ -20,7 +20,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sts"
 def test_find_datasets_in_fixture_layout() -> None:
     datasets, missing = find_datasets(FIXTURES)
     assert [d.name for d in datasets] == ["SICK-R", "STS12", "STS16"]
-    assert list(missing) == ["STS-B dev", "STS-B test", "STS13", "STS14", "STS15"]
+    assert list(missing) == ["STS-B train", "STS-B dev", "SICK train", "SICK trial", "STS-B test", "STS13", "STS14",
+                             "STS15"]
+    assert missing["SICK train"] == [FIXTURES / "sick" / "SICK_train.txt", FIXTURES / "SICK" / "SICK_train.txt"]
     assert missing["STS13"] == [FIXTURES / "STS13-en-test", FIXTURES / "STS" / "STS13-en-test"]
 
 
@@ -109,7 +111,8 @@ def test_a_partial_data_folder_names_what_is_missing(tmp_path: Path, capsys) -> 
     shutil.copytree(FIXTURES / "STS12-en-test", tmp_path / "STS12-en-test")
     assert main(["--data", str(tmp_path), "--no-progress", "--methods", "average"]) == 0
     captured = capsys.readouterr()
-    assert "not found under" in captured.err and "STS-B dev, STS-B test, SICK-R, STS13, STS14, STS15, STS16" in captured.err
+    assert "not found under" in captured.err and ("STS-B train, STS-B dev, SICK train, SICK trial, STS-B test, SICK-R, STS13, STS14, STS15, STS16"
+                                               in captured.err)
     assert "nan" not in captured.out.lower()
 
 
@@ -119,10 +122,12 @@ def test_only_the_tuning_set_gives_no_mean_rather_than_nan(tmp_path: Path, stsb_
     out = tmp_path / "out"
     assert main(["--data", str(tmp_path), "--out", str(out), "--no-progress", "--methods", "average"]) == 0
     printed = capsys.readouterr().out
-    assert "mean (test)" not in printed.split("\n\n")[0] and "No mean: only STS-B dev" in printed
+    assert "mean (test)" not in printed.split("\n\n")[0] and "No test mean: only STS-B dev" in printed
     assert "nan" not in printed.lower()
     document = json.loads((out / "sts.json").read_text())
     assert document["methods"]["average"]["mean_test_spearman"] is None
+    assert document["methods"]["average"]["tuning_spearman"] == document["methods"]["average"]["tasks"]["STS-B dev"][
+        "spearman"]
     assert document["methods"]["average"]["tasks"]["STS-B dev"]["spearman"] == pytest.approx(52.3, abs=1.0)
 
 
@@ -157,3 +162,27 @@ def test_the_environment_names_the_data_folder(monkeypatch, capsys) -> None:
 def test_the_library_computes_no_path_from_its_own_location() -> None:
     source = Path(sts_benchmark.__file__).read_text()
     assert "__file__" not in source and "parents[" not in source
+
+
+def test_the_tuning_score_is_the_mean_over_the_four_tuning_sets(tmp_path: Path, stsb_dir: Path, capsys) -> None:
+    """STS-B train/dev and SICK train/trial (SICK's own layout, ``sick/``) make the tuning column; a test set
+    found beside them makes the test mean, which leaves the tuning sets out."""
+    (tmp_path / "stsbenchmark").mkdir()
+    (tmp_path / "sick").mkdir()
+    for name in ("sts-train.csv", "sts-dev.csv", "sts-test.csv"):
+        shutil.copy(stsb_dir / name, tmp_path / "stsbenchmark")
+    sick = stsb_dir.parent / "sick"
+    if not (sick / "SICK_trial.txt").is_file():
+        pytest.skip(f"SICK 2014 not found at {sick} (SICK_train.txt, SICK_trial.txt)")
+    for name in ("SICK_train.txt", "SICK_trial.txt"):
+        shutil.copy(sick / name, tmp_path / "sick")
+    out = tmp_path / "out"
+    assert main(["--data", str(tmp_path), "--out", str(out), "--no-progress", "--methods", "average"]) == 0
+    printed = capsys.readouterr().out
+    assert "| STS-B train | STS-B dev | SICK train | SICK trial | STS-B test | mean (tuning) | mean (test) |" in (
+        " ".join(printed.split()))
+    method = json.loads((out / "sts.json").read_text())["methods"]["average"]
+    tuning = [method["tasks"][name]["spearman"] for name in ("STS-B train", "STS-B dev", "SICK train", "SICK trial")]
+    assert method["tuning_spearman"] == pytest.approx(sum(tuning) / 4)
+    assert method["mean_test_spearman"] == pytest.approx(method["tasks"]["STS-B test"]["spearman"])
+    assert len({round(x, 3) for x in tuning}) == 4  # four different sets, really read
