@@ -268,13 +268,14 @@ class SFBoW:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None,
-             memberships: str = "float32") -> SFBoW:
+             memberships: str = "float32", data: bytes | None = None) -> SFBoW:
         """Read a model written by :meth:`save`, validating its format, shapes, checksums and values.
 
         ``memberships`` is a run-time choice, not saved (see :class:`SFBoW`). A file that is not a valid
-        model is a :class:`sfbow.errors.ModelFileError` naming it.
+        model is a :class:`sfbow.errors.ModelFileError` naming it. ``data``: the file's bytes, read
+        already (to hash exactly what is loaded, as :mod:`sfbow.dask` does); ``path`` then names it.
         """
-        contents = _persistence.read_model_file(path)
+        contents = _persistence.read_model_file(path, data)
         options = contents.options
         _check_memberships(memberships, options["clip"])
         _check_tokenizer(tokenizer)
