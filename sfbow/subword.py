@@ -213,7 +213,8 @@ def _tensor_specs(path: Path, header: dict[str, Any], data_size: int) -> dict[st
         if name == "__metadata__":
             continue
         if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}
-                and entry["dtype"] in _SAFETENSORS_DTYPES and isinstance(entry["shape"], list)
+                and isinstance(entry["dtype"], str) and entry["dtype"] in _SAFETENSORS_DTYPES
+                and isinstance(entry["shape"], list)
                 and all(type(n) is int and n >= 0 for n in entry["shape"])
                 and isinstance(entry["data_offsets"], list) and len(entry["data_offsets"]) == 2
                 and all(type(n) is int for n in entry["data_offsets"])):
