@@ -126,6 +126,7 @@ def load_model2vec(folder: str | os.PathLike[str], *, n_table_words: int = DEFAU
     before anything is built or expanded (so the expansion is bounded by the tokenizer's size, and a
     model that loads also encodes); a damaged file is a :class:`sfbow.errors.ModelFileError` naming it.
     """
+    n_table_words = check_int(n_table_words, "n_table_words", minimum=0)
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"model2vec folder not found: {folder}")
@@ -164,9 +165,10 @@ def load_model2vec(folder: str | os.PathLike[str], *, n_table_words: int = DEFAU
         matrix = matrix[mapping.astype(np.int64)]
     if weights is not None:
         matrix = matrix * weights.astype(np.float32)[:, None]
+    table_words = frequent_multipiece_words(tokenizer, n_table_words)
     try:
-        return SubwordVectors(tokenizer, matrix, frequent_multipiece_words(tokenizer, n_table_words))
-    except ValueError as exc:
+        return SubwordVectors(tokenizer, matrix, table_words)
+    except ValueError as exc:  # a non-finite vector
         raise ModelFileError(f"{weights_path}: {exc}") from None
 
 
