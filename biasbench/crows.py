@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
 import os
 from pathlib import Path
 
@@ -56,8 +57,15 @@ def load_crows_pairs(path: str | os.PathLike[str]) -> list[CrowsPair]:
                          f"CrowS-Pairs header with {', '.join(_COLUMNS)}")
     pairs = []
     line = reader.line_num + 1
-    for position, row in enumerate(reader):
+    for position in itertools.count():
         where = f"{target}:{line}"
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:  # a field over the 128 KB limit: what an unclosed quote gives
+            raise ValueError(f"{where}: not a readable CSV record ({error}); a field that long usually means "
+                             "a quote that is never closed") from None
         line = reader.line_num + 1
         if None in row or any(row.get(column) is None for column in _COLUMNS):
             raise ValueError(f"{where}: the row has {len([v for v in row.values() if v is not None])} fields, "
@@ -78,3 +86,4 @@ def load_crows_pairs(path: str | os.PathLike[str]) -> list[CrowsPair]:
     if not pairs:
         raise ValueError(f"{target}: no pairs after the header")
     return pairs
+

@@ -90,4 +90,7 @@ def _read(path: Path) -> list[tuple[int, str]]:
                              f"brackets, got {line!r}")
         sentence = " ".join(_SPAN.sub(r"\1", text).split())
         rows.append((int(match.group(1)), sentence))
+    if not rows:
+        raise ValueError(f"{path} holds no sentences; a WinoBias file has one '<index> <sentence>' a line "
+                         "(is it truncated, or the wrong file?)")
     return rows

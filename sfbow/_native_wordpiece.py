@@ -66,12 +66,14 @@ def _find(buf, start, stop, lower, slots, keys, key_starts, rows):
 
 @njit(cache=True, nogil=True, parallel=True)
 def _wordpiece_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets, classes, lower, max_chars, n_pieces,
-                   w_slots, w_keys, w_starts, w_rows, c_slots, c_keys, c_starts, c_rows):
+                   unk, w_slots, w_keys, w_starts, w_rows, c_slots, c_keys, c_starts, c_rows):
     """CSR (ids, offsets) of the table rows of every sentence ``buf[starts[i]:starts[i + 1]]``.
 
     ``w_*``: words and word-initial pieces (rows >= ``n_pieces`` are whole words, not pieces);
     ``c_*``: continuation pieces without their prefix. A sentence with ``fallback_of[i] >= 0``
-    takes its ids from ``fallback_ids``. Every piece is at least one byte, so pass 1 writes each
+    takes its ids from ``fallback_ids``. A piece that is the unknown token (row ``unk``, -1 when no
+    table holds it) splits words as any piece does but is not emitted, as in the reference. Every piece
+    is at least one byte, so pass 1 writes each
     sentence's ids at its own byte offset in a scratch array; pass 2 compacts them.
     """
     n = len(starts) - 1
@@ -97,8 +99,9 @@ def _wordpiece_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets, cla
                 continue
             row = _find(buf, word_start, p, lower, w_slots, w_keys, w_starts, w_rows)
             if row >= 0:
-                scratch[out] = row
-                out += 1
+                if row != unk:
+                    scratch[out] = row
+                    out += 1
                 continue
             word_out, piece_start = out, word_start  # split into pieces, longest match first
             while piece_start < p:
@@ -116,8 +119,9 @@ def _wordpiece_ids(buf, starts, fallback_of, fallback_ids, fallback_offsets, cla
                 if end == piece_start:  # no piece fits: the whole word is the unknown token
                     out = word_out
                     break
-                scratch[out] = row
-                out += 1
+                if row != unk:
+                    scratch[out] = row
+                    out += 1
                 piece_start = end
         counts[i] = out - starts[i]
     return _compact(scratch, starts, counts, fallback_of, fallback_ids, fallback_offsets)
@@ -134,11 +138,15 @@ class NativeWordPiece:
         self.tokenizer = tokenizer
         self.n_pieces = len(tokenizer.vocabulary)
         self.word_index = {word: self.n_pieces + j for j, word in enumerate(words)}
-        prefix, unk = tokenizer.prefix, tokenizer.unk_token
+        prefix = tokenizer.prefix
+        # As in the reference, any piece may start a word (one with the prefix too: "#" when the prefix is
+        # "#", every piece when it is empty), but only ASCII letters-and-digits or one ASCII character can;
+        # a continuation is any piece after the prefix whose rest is ASCII.
         initial = {p: i for i, p in enumerate(tokenizer.vocabulary)
-                   if p.isascii() and not p.startswith(prefix) and p != unk}
+                   if p.isascii() and (p.isalnum() or len(p) == 1)}
         continuing = {p[len(prefix):]: i for i, p in enumerate(tokenizer.vocabulary)
-                      if p.isascii() and p.startswith(prefix) and len(p) > len(prefix)}
+                      if p.startswith(prefix) and len(p) > len(prefix) and p[len(prefix):].isascii()}
+        self._unk = tokenizer.index[tokenizer.unk_token]
         table_words = {w: r for w, r in self.word_index.items() if w.isascii()}
         if set(table_words) & set(initial):
             raise ValueError("the word list holds words that are single pieces; they need no row of their own")
@@ -187,5 +195,5 @@ class NativeWordPiece:
         w, c = self._words, self._continuing
         with exclusive():
             return _wordpiece_ids(buf, _offsets(lengths), fallback_of, fallback_ids, fallback_offsets, _CLASSES,
-                                  self._lower_table, self.tokenizer.max_input_chars_per_word, self.n_pieces,
+                                  self._lower_table, self.tokenizer.max_input_chars_per_word, self.n_pieces, self._unk,
                                   w.slots, w.keys, w.key_starts, w.rows, c.slots, c.keys, c.key_starts, c.rows)

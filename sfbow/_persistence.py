@@ -167,13 +167,17 @@ def _check_schema_for_writing(options: Mapping[str, Any], arrays: Mapping[str, n
 
 # -- reading -------------------------------------------------------------------------------------
 
-def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
-    """Read and validate a model file; any defect is a :class:`ModelFileError` naming the file."""
+def read_model_file(path: str | os.PathLike[str], data: bytes | None = None) -> ModelFile:
+    """Read and validate a model file; any defect is a :class:`ModelFileError` naming the file.
+
+    ``data``: the file's bytes, already read (and hashed) by the caller, parsed instead of ``path``
+    (which then only names the file in errors), so what was hashed is exactly what is loaded.
+    """
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        return _read(path)
+        return _read(path, data)
     except ModelFileError:
         raise
     except RecursionError as exc:  # json.loads on deeply nested metadata
@@ -184,9 +188,9 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
             f"{type(exc).__name__}: {exc}") from exc
 
 
-def _read(path: Path) -> ModelFile:
-    file_size = path.stat().st_size
-    with zipfile.ZipFile(path) as archive:
+def _read(path: Path, data: bytes | None) -> ModelFile:
+    file_size = path.stat().st_size if data is None else len(data)
+    with zipfile.ZipFile(path if data is None else io.BytesIO(data)) as archive:
         entries = _check_directory(path, archive, file_size)
         for required in (METADATA_MEMBER, CHECKSUM_MEMBER):
             if required not in entries:

@@ -20,6 +20,7 @@ The ``encode_*`` functions take the model as a path or a :class:`ModelFile` and 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -80,7 +81,9 @@ _LOADS: dict[str, int] = {}
 def cached_model(path: str, sha256: str) -> SFBoW:
     """The model of ``path`` in this process, loaded on first use and kept under its checksum.
 
-    The file is checked against ``sha256`` before loading, so every process encodes with the same bytes.
+    The file is read once; those bytes are checked against ``sha256`` and loaded, so every process
+    encodes with the client's bytes, and a file replaced between the check and the load cannot be
+    cached under the other file's checksum (it costs the file's size in memory while loading).
     A first one-sentence encode builds the compiled vocabulary now rather than inside the first task.
     """
     with _CACHE_LOCK:
@@ -88,19 +91,26 @@ def cached_model(path: str, sha256: str) -> SFBoW:
         if model is not None:
             _CACHE.move_to_end(sha256)
             return model
-        found = file_sha256(path)
+        data = Path(path).read_bytes()  # an OSError names the path and its reason (PermissionError ...)
+        found = _digest(data)
         if found != sha256:
             raise ModelUnavailableError(
                 f"{path} here has SHA-256 {found[:16]}..., not the {sha256[:16]}... of the client's file: "
                 "every worker must read the same model file (copy it again, or use a shared filesystem)"
             )
-        model = SFBoW.load(path)
+        model = SFBoW.load(path, data=data)  # the bytes just hashed: a file swapped in now is not read
+        del data
         model.encode(["warm up"], n_threads=1, show_progress=False)
         _CACHE[sha256] = model
         _LOADS[sha256] = _LOADS.get(sha256, 0) + 1
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
         return model
+
+
+def _digest(data: bytes) -> str:
+    """Hex SHA-256 of a model file's bytes (the same digest as :func:`file_sha256` of the file)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def worker_cache_info() -> dict[str, Any]:

@@ -289,15 +289,16 @@ class SFBoW:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None,
-             memberships: str = "float32", weighting: Any = None) -> SFBoW:
+             memberships: str = "float32", weighting: Any = None, data: bytes | None = None) -> SFBoW:
         """Read a model written by :meth:`save`, validating its format, shapes, checksums and values.
 
         ``memberships`` is a run-time choice, not saved (see :class:`SFBoW`). ``weighting``: ``None`` keeps
         the file's (its saved weights, checked like user weights; a file from pre-weighting sfbow, which has none,
-        is unweighted), anything else replaces it (see :class:`SFBoW`). A file that is not a valid model
-        is a :class:`sfbow.errors.ModelFileError` naming it.
+        is unweighted), anything else replaces it (see :class:`SFBoW`). ``data``: the file's bytes, read
+        already (to hash exactly what is loaded, as :mod:`sfbow.dask` does); ``path`` then names it. A file
+        that is not a valid model is a :class:`sfbow.errors.ModelFileError` naming it.
         """
-        contents = _persistence.read_model_file(path)
+        contents = _persistence.read_model_file(path, data)
         options = contents.options
         _check_memberships(memberships, options["clip"])
         _check_tokenizer(tokenizer)

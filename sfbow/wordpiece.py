@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sfbow.errors import ModelFileError
+
 __all__ = ["SUPPORTED", "TokenizerFileError", "WordPieceTokenizer"]
 
 #: The one tokenizer.json kind supported: (model type, normalizer type, pre-tokenizer type).
@@ -35,8 +37,12 @@ _CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700,
                (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
 
 
-class TokenizerFileError(ValueError):
-    """A ``tokenizer.json`` that cannot be read or is of a kind this module does not support."""
+#: The longest word a tokenizer may be configured to split (BERT's is 100): a larger setting is a damaged file.
+MAX_INPUT_CHARS_LIMIT = 1 << 20
+
+
+class TokenizerFileError(ModelFileError):
+    """A ``tokenizer.json`` that cannot be read, is damaged, or is of a kind this module does not support."""
 
 
 class WordPieceTokenizer:
@@ -50,13 +56,30 @@ class WordPieceTokenizer:
         self.index = {piece: i for i, piece in enumerate(self.vocabulary)}
         if len(self.index) != len(self.vocabulary):
             raise ValueError("the vocabulary has duplicate pieces")
-        self.unk_token, self.prefix = str(unk_token), str(prefix)
-        self.max_input_chars_per_word = int(max_input_chars_per_word)
-        self.lowercase, self.clean_text = bool(lowercase), bool(clean_text)
-        self.strip_accents = self.lowercase if strip_accents is None else bool(strip_accents)
-        self.handle_chinese_chars = bool(handle_chinese_chars)
+        if not self.vocabulary or not all(isinstance(p, str) and p for p in self.vocabulary):
+            raise ValueError("the vocabulary must be a non-empty list of non-empty strings")
+        for name, value in (("unk_token", unk_token), ("prefix", prefix)):
+            if not isinstance(value, str):
+                raise ValueError(f"{name} must be a string, got {value!r}")
+        if unk_token not in self.index:
+            raise ValueError(f"the unknown token {unk_token!r} is not in the vocabulary")
+        if type(max_input_chars_per_word) is not int or not 1 <= max_input_chars_per_word <= MAX_INPUT_CHARS_LIMIT:
+            raise ValueError(f"max_input_chars_per_word must be an int in 1 .. {MAX_INPUT_CHARS_LIMIT}, "
+                             f"got {max_input_chars_per_word!r}")
+        for name, flag in (("lowercase", lowercase), ("clean_text", clean_text),
+                           ("handle_chinese_chars", handle_chinese_chars), ("strip_accents", strip_accents)):
+            if not (isinstance(flag, bool) or (flag is None and name == "strip_accents")):
+                raise ValueError(f"{name} must be true or false, got {flag!r}")
+        if isinstance(added_tokens, str) or not all(isinstance(t, str) and t in self.index for t in added_tokens):
+            missing = added_tokens if isinstance(added_tokens, str) else [t for t in added_tokens if t not in self.index]
+            raise ValueError(f"every added token must be a piece of the vocabulary; not: {missing!r}")
+        self.unk_token, self.prefix = unk_token, prefix
+        self.max_input_chars_per_word = max_input_chars_per_word
+        self.lowercase, self.clean_text = lowercase, clean_text
+        self.strip_accents = self.lowercase if strip_accents is None else strip_accents
+        self.handle_chinese_chars = handle_chinese_chars
         # Longest first, as tokenizers matches them (a leftmost-longest search over the raw text).
-        self.added_tokens = sorted({t for t in added_tokens if t}, key=len, reverse=True)
+        self.added_tokens = sorted(set(added_tokens), key=len, reverse=True)
 
     # -- reading and writing the configuration ----------------------------------------------------
 
@@ -67,17 +90,21 @@ class WordPieceTokenizer:
         if not path.is_file():
             raise FileNotFoundError(f"tokenizer file not found: {path}")
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise TokenizerFileError(f"{path} is not a readable tokenizer.json: {exc}") from exc
+            document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise TokenizerFileError(f"{path} is not a readable tokenizer.json: {type(exc).__name__}: {exc}") from exc
         return cls.from_json(document, source=str(path))
 
     @classmethod
     def from_json(cls, document: Any, *, source: str = "tokenizer.json") -> WordPieceTokenizer:
-        """Build from a parsed ``tokenizer.json`` document (see :data:`SUPPORTED`)."""
+        """Build from a parsed ``tokenizer.json`` document (see :data:`SUPPORTED`), checking every field it
+        uses: a damaged or unsupported document is a :class:`TokenizerFileError` naming ``source``."""
         if not isinstance(document, dict) or not isinstance(document.get("model"), dict):
             raise TokenizerFileError(f"{source} has no 'model' object: not a Hugging Face tokenizer.json")
-        model, normalizer, pre = document["model"], document.get("normalizer") or {}, document.get("pre_tokenizer") or {}
+        model, normalizer, pre = document["model"], document.get("normalizer"), document.get("pre_tokenizer")
+        normalizer, pre = normalizer or {}, pre or {}
+        if not isinstance(normalizer, dict) or not isinstance(pre, dict):
+            raise TokenizerFileError(f"{source}: 'normalizer' and 'pre_tokenizer' must be objects")
         kinds = (model.get("type"), normalizer.get("type"), pre.get("type"))
         if kinds != SUPPORTED:
             raise TokenizerFileError(
@@ -85,20 +112,32 @@ class WordPieceTokenizer:
                 f"{kinds[2]!r}); sfbow supports BERT-style WordPiece tokenizers only: model 'WordPiece', "
                 f"normalizer 'BertNormalizer', pre_tokenizer 'BertPreTokenizer'")
         vocab = model.get("vocab")
-        if not isinstance(vocab, dict) or not vocab or sorted(vocab.values()) != list(range(len(vocab))):
+        if (not isinstance(vocab, dict) or not vocab or not all(type(i) is int for i in vocab.values())
+                or sorted(vocab.values()) != list(range(len(vocab)))):
             raise TokenizerFileError(f"{source}: model.vocab must map pieces to the ids 0 .. n-1")
-        for token in document.get("added_tokens") or []:
+        added = document.get("added_tokens") or []
+        if not isinstance(added, list) or not all(isinstance(t, dict) for t in added):
+            raise TokenizerFileError(f"{source}: 'added_tokens' must be a list of objects")
+        contents = []
+        for token in added:
+            content = token.get("content")
             if token.get("normalized") or token.get("single_word") or token.get("lstrip") or token.get("rstrip"):
-                raise TokenizerFileError(f"{source}: added token {token.get('content')!r} uses normalized, "
+                raise TokenizerFileError(f"{source}: added token {content!r} uses normalized, "
                                          "single_word, lstrip or rstrip matching, which sfbow does not support")
+            if not isinstance(content, str) or vocab.get(content) != token.get("id"):
+                raise TokenizerFileError(f"{source}: added token {content!r} (id {token.get('id')!r}) is not that "
+                                         "piece of model.vocab; sfbow needs every added token in the vocabulary")
+            contents.append(content)
         pieces = sorted(vocab, key=vocab.__getitem__)
-        return cls(pieces, unk_token=model.get("unk_token", "[UNK]"),
-                   prefix=model.get("continuing_subword_prefix") or "##",
-                   max_input_chars_per_word=model.get("max_input_chars_per_word", 100),
-                   lowercase=normalizer.get("lowercase", True), strip_accents=normalizer.get("strip_accents"),
-                   clean_text=normalizer.get("clean_text", True),
-                   handle_chinese_chars=normalizer.get("handle_chinese_chars", True),
-                   added_tokens=[t["content"] for t in document.get("added_tokens") or [] if t["content"] in vocab])
+        prefix = model.get("continuing_subword_prefix")
+        try:
+            return cls(pieces, unk_token=model.get("unk_token", "[UNK]"), prefix="##" if prefix is None else prefix,
+                       max_input_chars_per_word=model.get("max_input_chars_per_word", 100),
+                       lowercase=normalizer.get("lowercase", True), strip_accents=normalizer.get("strip_accents"),
+                       clean_text=normalizer.get("clean_text", True),
+                       handle_chinese_chars=normalizer.get("handle_chinese_chars", True), added_tokens=contents)
+        except ValueError as exc:
+            raise TokenizerFileError(f"{source}: {exc}") from None
 
     def options(self) -> dict[str, Any]:
         """The configuration apart from the vocabulary, as JSON-ready data (for the model file)."""
@@ -124,8 +163,14 @@ class WordPieceTokenizer:
     @classmethod
     def from_options(cls, vocabulary: Sequence[str], options: dict[str, Any]) -> WordPieceTokenizer:
         """Inverse of :meth:`options`."""
-        if options.get("kind") != "wordpiece":
-            raise ValueError(f"unknown tokenizer kind {options.get('kind')!r}; sfbow knows 'wordpiece'")
+        if not isinstance(options, dict) or options.get("kind") != "wordpiece":
+            kind = options.get("kind") if isinstance(options, dict) else options
+            raise ValueError(f"unknown tokenizer kind {kind!r}; sfbow knows 'wordpiece'")
+        known = {"unk_token", "prefix", "max_input_chars_per_word", "lowercase", "strip_accents", "clean_text",
+                 "handle_chinese_chars", "added_tokens"}
+        if set(options) - {"kind"} != known or not isinstance(options["added_tokens"], list):
+            raise ValueError(f"the tokenizer options must be exactly {sorted(known)} (added_tokens a list), got "
+                             f"{sorted(set(options) - {'kind'})}")
         return cls(vocabulary, **{k: v for k, v in options.items() if k != "kind"})
 
     # -- tokenising ---------------------------------------------------------------------------------
@@ -205,6 +250,10 @@ class WordPieceTokenizer:
         if start < len(text):
             out.append((text[start:], False))
         return out
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _is_control(char: str) -> bool:

@@ -23,6 +23,9 @@ os.umask(_UMASK)
 
 
 def _temporary_beside(target: Path) -> tuple[int, Path]:
+    if not target.name or target.is_dir():  # Path("") is ".": renaming onto a folder fails with EBUSY
+        raise IsADirectoryError(f"cannot write {str(target) or repr('')}: it names a folder, not a file; "
+                                "give a file name")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"cannot write {target}: the folder {target.parent} does not exist; "
                                 "create it first")

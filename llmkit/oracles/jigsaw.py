@@ -76,6 +76,10 @@ class JigsawOracle(ToxicityOracle):
         self.batch_size = batch_size
         self.tokenizer = KerasWordTokenizer.from_pickle(tokenizer)
         self._params = _read_weights(Path(weights))
+        rows = self._params["embedding/vars/0"].shape[0]
+        if self.tokenizer.max_id() >= rows:
+            raise ValueError(f"{tokenizer}: the tokenizer gives ids up to {self.tokenizer.max_id()}, beyond the "
+                             f"{rows} rows of the embedding in {weights}; the two files do not belong together")
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "package": f"{_DISTRIBUTION} {self.version}", "sha256": self._hashes}

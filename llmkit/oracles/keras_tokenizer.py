@@ -71,11 +71,19 @@ class KerasWordTokenizer:
         if not (isinstance(word_index, dict) and all(isinstance(w, str) and type(i) is int
                                                       for w, i in word_index.items())):
             raise ValueError(f"{path}: word_index must map strings to ints")
+        if word_index and min(word_index.values()) < 1:
+            word, index = min(word_index.items(), key=lambda item: item[1])
+            raise ValueError(f"{path}: word_index maps {word!r} to {index}; Keras ids start at 1 (0 is padding)")
         if not (isinstance(filters, str) and isinstance(split, str) and split and isinstance(lower, bool)
                 and (num_words is None or type(num_words) is int)):
             raise ValueError(f"{path}: unexpected types in the tokenizer settings")
         oov = state.get("oov_token")
         return cls(word_index, num_words, filters, lower, split, oov if isinstance(oov, str) else None)
+
+    def max_id(self) -> int:
+        """The largest id :meth:`ids` can give (0 when it gives none): what an embedding must cover."""
+        usable = [i for i in self.word_index.values() if not self.num_words or i < self.num_words]
+        return max(usable, default=0)
 
     def words(self, text: str) -> list[str]:
         if self.lower:

@@ -63,3 +63,12 @@ def test_malformed_swap_file_names_the_line(tmp_path):
         load_swap_list(tmp_path / "missing.txt")
     with pytest.raises(ValueError, match="at least one"):
         load_swap_list()
+
+
+def test_a_byte_order_mark_does_not_cost_the_first_pair(winobias_dir, tmp_path):
+    source = winobias_dir / "generalized_swaps.txt"
+    plain = load_swap_list(source)
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + source.read_bytes())
+    first = source.read_text(encoding="utf-8").split("\t")[0].strip().lower()
+    assert load_swap_list(path).mapping == plain.mapping and first in plain.mapping

@@ -106,3 +106,37 @@ def test_crows_bad_direction_short_row_and_header(bias_dir, tmp_path):
 
     with pytest.raises(ValueError, match=r"crows\.csv:1: header lacks the column\(s\) sent_less"):
         load_crows_pairs(_crows_copy(bias_dir, tmp_path, no_header))
+
+
+def test_crows_field_over_the_csv_limit_names_the_line(bias_dir, tmp_path):
+    def huge_field(lines):  # what an unclosed quote swallowing the rest of a file gives
+        lines[2] = f'1,"{"x " * 70_000}",The poor are really ignorant.,stereo,socioeconomic,"[]",a1,"[]"'
+
+    with pytest.raises(ValueError, match=r"crows\.csv:3: not a readable CSV record .*field larger"):
+        load_crows_pairs(_crows_copy(bias_dir, tmp_path, huge_field))
+
+
+def test_line_separator_in_a_quoted_crows_field_stays_in_the_field(bias_dir, tmp_path):
+    def separator(lines):
+        lines[1] = lines[1].replace(" ", "\u2028", 1)
+
+    pairs = load_crows_pairs(_crows_copy(bias_dir, tmp_path, separator))
+    assert len(pairs) == 1508 and "\u2028" in pairs[0].sent_more and "\n" not in pairs[0].sent_more
+
+
+def test_line_separator_does_not_split_a_winobias_line(winobias_dir, tmp_path):
+    folder = _copy(winobias_dir, tmp_path)
+    path = folder / "pro_stereotyped_type1.txt.test"
+    path.write_text(path.read_text(encoding="utf-8").replace(" reprimanded ", " reprimanded\u2028", 1),
+                    encoding="utf-8")
+    pairs = load_winobias_pairs(folder, "test")  # the separator is white space inside the sentence
+    assert pairs == load_winobias_pairs(winobias_dir, "test")
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b"\xef\xbb\xbf"])
+def test_an_empty_winobias_file_is_an_error_naming_it(winobias_dir, tmp_path, content):
+    folder = _copy(winobias_dir, tmp_path)
+    for name in ("pro_stereotyped_type1.txt.dev", "anti_stereotyped_type1.txt.dev"):
+        (folder / name).write_bytes(content)
+    with pytest.raises(ValueError, match=r"pro_stereotyped_type1\.txt\.dev(:1: empty line| holds no sentences)"):
+        load_winobias_pairs(folder, "dev", types=(1,))

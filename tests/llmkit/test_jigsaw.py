@@ -4,6 +4,8 @@ against torch's LSTM, the Keras tokenizer's rules, and invariants."""
 from __future__ import annotations
 
 import pickle
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -130,3 +132,35 @@ def test_truncated_files_are_clear_errors(oracle, tmp_path):
     weights.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="not a readable HDF5 file"):
         JigsawOracle(weights, found.path)
+
+
+class Tokenizer:
+    """Pickled under the Keras tokenizer's name (a fake module for the dump): state only."""
+
+
+def _tokenizer_pickle(monkeypatch, path, word_index, num_words):
+    """A pickle of a Keras tokenizer's state, under the class name the real file uses (fake modules)."""
+    for name in ("keras", "keras.preprocessing", "keras.preprocessing.text"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    sys.modules["keras.preprocessing.text"].Tokenizer = Tokenizer
+    monkeypatch.setattr(Tokenizer, "__module__", "keras.preprocessing.text")
+    state = Tokenizer()
+    state.__dict__.update(word_index=word_index, num_words=num_words, filters="!", lower=True, split=" ",
+                          char_level=False, analyzer=None, oov_token=None)
+    path.write_bytes(pickle.dumps(state))
+    return path
+
+
+def test_word_ids_outside_the_embedding_are_refused_at_load(oracle, tmp_path, monkeypatch):
+    from llmkit.packaged import packaged_file
+
+    weights = packaged_file("toxic-comment-classifier", "toxic_classifier/model/model.weights.h5", "pip").path
+    beyond = _tokenizer_pickle(monkeypatch, tmp_path / "beyond.pickle", {"hello": 1, "world": 20_000}, None)
+    with pytest.raises(ValueError, match=r"beyond\.pickle: the tokenizer gives ids up to 20000, beyond the 20000"):
+        JigsawOracle(weights, beyond)
+    negative = _tokenizer_pickle(monkeypatch, tmp_path / "negative.pickle", {"hello": 1, "world": -1}, 20_000)
+    with pytest.raises(ValueError, match=r"negative\.pickle: word_index maps 'world' to -1"):
+        JigsawOracle(weights, negative)
+    capped = _tokenizer_pickle(monkeypatch, tmp_path / "capped.pickle", {"hello": 1, "world": 50_000}, 20_000)
+    scores = JigsawOracle(weights, capped).score(["hello world"])  # 50,000 is dropped by num_words
+    assert scores.shape == (1, 6) and np.isfinite(scores).all()

@@ -247,3 +247,37 @@ def test_perspective_bounds_time_size_and_redirects_and_never_shows_the_key(host
         assert "secret" not in str(caught.value)
         assert server.requests[0]["path"] == "/analyze?key=secret"  # the key went to its own origin only
     assert elsewhere.hits == 0
+
+
+@pytest.mark.parametrize(("opcode", "message"), [
+    (b"\x8d", "claims 4611686018427387904 bytes of data with only 5 left"),  # BINUNICODE8
+    (b"\x95", "claims 4611686018427387904 bytes of data with only 5 left"),  # FRAME
+    (b"\x8e", "claims an object larger than memory can hold"),  # BINBYTES8: CPython sizes it before reading
+    (b"\x96", "claims an object larger than memory can hold"),  # BYTEARRAY8: likewise
+])
+def test_restricted_loader_refuses_sizes_beyond_the_file(tmp_path, opcode, message):
+    from llmkit.restricted_pickle import restricted_load
+
+    path = tmp_path / "claim.pickle"
+    path.write_bytes(b"\x80\x05" + opcode + (2**62).to_bytes(8, "little") + b"abcd.")  # 20 bytes
+    with pytest.raises(ValueError, match=rf"claim\.pickle is not a readable pickle \(it {message}"):
+        restricted_load(path, {})
+
+
+def test_restricted_joblib_loader_refuses_an_array_larger_than_the_file(tmp_path):
+    joblib = pytest.importorskip("joblib")
+    from llmkit.restricted_pickle import restricted_joblib_load
+
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    path = tmp_path / "model.joblib"
+    joblib.dump({"weights": np.arange(3.0)}, path, protocol=2)  # no frames: the shape can be edited in place
+    raw = path.read_bytes()
+    assert raw.count(b"K\x03\x85") == 1  # the shape (3,): BININT1 3, TUPLE1
+    path.write_bytes(raw.replace(b"K\x03\x85", b"\x8a\x05\x00\x00\x00\x00\x02\x85"))  # (2**33,)
+    with pytest.raises(ValueError, match=r"model\.joblib is not a readable joblib file \(it claims 68719476736 bytes of a float64 array \(8589934592,\)"):
+        restricted_joblib_load(path, allowed)
+    path.write_bytes(raw.replace(b"K\x03\x85", b"J\xff\xff\xff\xff\x85"))  # (-1,)
+    with pytest.raises(ValueError, match=r"model\.joblib is not a readable joblib file \(an array has the shape \(-1,\)"):
+        restricted_joblib_load(path, allowed)
+    path.write_bytes(raw)
+    assert restricted_joblib_load(path, allowed)["weights"].tolist() == [0.0, 1.0, 2.0]

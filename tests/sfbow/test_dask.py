@@ -225,3 +225,32 @@ def test_any_partitioning_gives_one_row_per_input_in_order(model_path, glove_mod
     bag = db.from_sequence(texts, npartitions=partitions) if texts else db.from_sequence([], npartitions=1)
     result = sfbow_dask.encode_bag(bag, model_path, client=False).compute(scheduler="sync")
     np.testing.assert_array_equal(result.reshape(-1, glove_model.dim), glove_model.encode(texts, n_threads=1))
+
+
+def test_a_file_swapped_between_hash_and_load_is_not_cached_under_the_old_hash(glove_model, sentences, tmp_path,
+                                                                                monkeypatch):
+    from collections import OrderedDict
+
+    path, other = tmp_path / "model.npz", tmp_path / "other.npz"
+    glove_model.save(path)
+    vectors = default_vectors()
+    SFBoW((vectors.words[N_WORDS:2 * N_WORDS], vectors.matrix[N_WORDS:2 * N_WORDS])).save(other)
+    sha256 = sfbow_dask.file_sha256(path)
+    monkeypatch.setattr(sfbow_dask, "_CACHE", OrderedDict())
+    digest = sfbow_dask._digest
+
+    def hash_then_swap(data):  # the hostile moment: right after the bytes are hashed, the file changes
+        found = digest(data)
+        shutil.copyfile(other, path)
+        return found
+
+    monkeypatch.setattr(sfbow_dask, "_digest", hash_then_swap)
+    model = sfbow_dask.cached_model(str(path), sha256)
+    np.testing.assert_array_equal(model.encode(sentences[:200], n_threads=1),
+                                  glove_model.encode(sentences[:200], n_threads=1))
+    assert sfbow_dask.worker_cache_info()["models"] == [sha256]
+    monkeypatch.setattr(sfbow_dask, "_digest", digest)
+    monkeypatch.setattr(sfbow_dask, "_CACHE", OrderedDict())
+    with pytest.raises(sfbow_dask.ModelUnavailableError, match="not the .* of the client's file"):
+        sfbow_dask.cached_model(str(path), sha256)  # now the swapped file itself: refused, not cached
+    assert sfbow_dask.worker_cache_info()["models"] == []

@@ -67,6 +67,13 @@ def test_a_failed_write_leaves_the_old_file(saved, small_model, monkeypatch):
     assert saved.read_bytes() == before and len(list(saved.parent.iterdir())) == 1
 
 
+def test_save_to_an_empty_path_names_the_problem(tmp_path, small_model, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(IsADirectoryError, match="names a folder, not a file"):
+        small_model.save("")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_custom_tokenizer_is_not_saved_and_load_says_so(tmp_path, small_vectors):
     model = SFBoW(small_vectors, "identity", tokenizer=str.split)
     model.save(tmp_path / "m.npz")

@@ -70,3 +70,12 @@ def test_file_sha256_is_hashlib_of_the_bytes(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(data)
     assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["", ".", "folder"])
+def test_atomic_write_to_a_folder_or_empty_path_says_so(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError, match="names a folder, not a file"):
+        atomic_write_text(name, "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
