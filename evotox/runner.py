@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evotox.archive import RunFileError, RunWriter, describe_models, model_changes, new_header, open_for_resume
+from evotox.archive import RunFileError, RunWriter, describe_models, model_changes, new_header
 from evotox.backends.base import LanguageModel
 from evotox.config import SearchConfig, check_seeds
 from evotox.fitness import Oracle
@@ -157,19 +157,21 @@ def resume_run(path: str | os.PathLike[str], *, progress: bool = True,
                parallel_searches: int | None = None) -> RunSummary:
     """Continue the run recorded in ``path``: replay its calls, then make the ones still missing.
     ``parallel_searches`` may differ from the recorded one: it changes how the work runs, not what is asked."""
-    run = open_for_resume(path)
-    spec = RunSpec.from_json(run.config)
-    if parallel_searches is not None:
-        spec.search = spec.search.replace(parallel_searches=parallel_searches)
-    loaded: dict[str, LanguageModel] = {}
-    sut, generator = build_backend(spec.sut, loaded), build_backend(spec.generator, loaded)
-    oracle = build_oracle(spec.oracle)
-    current = describe_models({"sut": sut.describe(), "generator": generator.describe(), "oracle": _describe(oracle)})
-    changes = model_changes(run.header.get("models", {}), current)
-    if changes:
-        raise RunFileError(f"the models differ from the ones {path} was started with ({'; '.join(changes)}); resume "
-                           "with the same model files or start a new run")
-    with RunWriter(path) as writer:
+    with RunWriter(path) as writer:  # locks the file first: a second resume of it fails here, at once
+        run = writer.run
+        assert run is not None
+        spec = RunSpec.from_json(run.config)
+        if parallel_searches is not None:
+            spec.search = spec.search.replace(parallel_searches=parallel_searches)
+        loaded: dict[str, LanguageModel] = {}
+        sut, generator = build_backend(spec.sut, loaded), build_backend(spec.generator, loaded)
+        oracle = build_oracle(spec.oracle)
+        current = describe_models({"sut": sut.describe(), "generator": generator.describe(),
+                                   "oracle": _describe(oracle)})
+        changes = model_changes(run.header.get("models", {}), current)
+        if changes:
+            raise RunFileError(f"the models differ from the ones {path} was started with ({'; '.join(changes)}); "
+                               "resume with the same model files or start a new run")
         return _execute(spec, sut, generator, oracle, writer, run.records, progress)
 
 

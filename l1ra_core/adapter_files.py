@@ -34,6 +34,7 @@ __all__ = [
     "AdapterFileError",
     "AdapterMetadata",
     "check_weights",
+    "json_digest",
     "read_metadata",
 ]
 
@@ -83,7 +84,7 @@ class AdapterMetadata:
             "shapes": {name: list(shape) for name, shape in sorted(self.shapes.items())},
             "weights_sha256": weights_sha256,
         }
-        meta["metadata_sha256"] = _metadata_digest(meta)
+        meta["metadata_sha256"] = json_digest(meta)
         return json.dumps(meta, indent=2, sort_keys=True) + "\n"
 
 
@@ -115,7 +116,7 @@ def read_metadata(directory: str | os.PathLike[str]) -> AdapterMetadata:
     missing = sorted(required - set(meta))
     if missing:
         raise AdapterFileError(f"{path} lacks the keys {missing}; the file is incomplete")
-    if meta["metadata_sha256"] != _metadata_digest(meta):
+    if meta["metadata_sha256"] != json_digest(meta):
         raise AdapterFileError(f"{path} does not match its own checksum: it was edited or damaged after saving")
     try:
         config = L1RAConfig.from_dict(meta["config"])
@@ -167,9 +168,10 @@ def check_weights(directory: str | os.PathLike[str], metadata: AdapterMetadata) 
             )
 
 
-def _metadata_digest(meta: Mapping[str, Any]) -> str:
-    """SHA-256 of the metadata's canonical JSON, without its own checksum."""
-    body = {key: value for key, value in meta.items() if key != "metadata_sha256"}
+def json_digest(meta: Mapping[str, Any]) -> str:
+    """SHA-256 of a JSON document's canonical form without its own checksum (``metadata_sha256`` here,
+    ``document_sha256`` in a training state): how every L1RA JSON file checks itself."""
+    body = {key: value for key, value in meta.items() if key not in ("metadata_sha256", "document_sha256")}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 

@@ -9,13 +9,29 @@ carries the exact settings it was trained with.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from l1ra_core.schedules import ReallocationSchedule, check_schedule_settings
 from shared_utils.checks import check_int, check_nonnegative, check_real
 
+#: The largest LoRA alpha accepted: usual values are 1 to a few hundred; far above this the scale
+#: ``alpha / initial_rank`` overflows half precision (65504) and then float32, giving inf outputs.
+MAX_ALPHA = 1e4
+
 __all__ = ["L1RAConfig"]
+
+
+def compile_target_pattern(pattern: str) -> re.Pattern[str]:
+    """``target_modules`` given as a regex, compiled; a bad one is a ``ValueError`` naming the pattern."""
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise ValueError(
+            f"target_modules={pattern!r} is not a valid regular expression ({error}); pass a regex matched "
+            "against whole module names, or a list of module names"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +92,10 @@ class L1RAConfig:
             object.__setattr__(self, "target_modules", tuple(targets))
         if not self.target_modules:
             raise ValueError("target_modules is empty: name at least one module, e.g. ['query', 'value']")
+        if isinstance(self.target_modules, str):
+            compile_target_pattern(self.target_modules)
         check_int(self.initial_rank, "initial_rank", minimum=1)
-        check_real(self.alpha, "alpha", minimum=0.0, exclusive_minimum=True)
+        check_real(self.alpha, "alpha", minimum=0.0, maximum=MAX_ALPHA, exclusive_minimum=True)
         if not check_nonnegative(self.dropout, "dropout") < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.budget is not None:

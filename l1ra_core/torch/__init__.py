@@ -24,7 +24,14 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("l1ra_core.torch needs PyTorch and safetensors: pip install sfbow[torch]") from exc
 
-from .checkpoint import load_adapters, load_training_state, save_adapters, save_training_state
+from .checkpoint import (
+    latest_checkpoint,
+    load_adapters,
+    load_training_state,
+    save_adapters,
+    save_checkpoint,
+    save_training_state,
+)
 from .controller import L1RAController
 from .ddp import DistributedL1RAController
 from .layer import L1RALayer
@@ -50,12 +57,14 @@ __all__ = [
     "export_peft",
     "find_target_modules",
     "inject_adapters",
+    "latest_checkpoint",
     "load_adapters",
     "load_training_state",
     "merge_adapters",
     "plot_rank_heatmap",
     "rank_pattern",
     "save_adapters",
+    "save_checkpoint",
     "save_training_state",
     "unload_adapters",
     "unmerge_adapters",

@@ -1,20 +1,23 @@
-"""Save and load L1RA adapters (safetensors + JSON) and the training state needed to resume exactly.
+"""Save and load L1RA adapters (safetensors + JSON), and whole checkpoints (adapters + training state).
 
 The adapter directory's layout and every check on it are ``l1ra_core.adapter_files`` (no torch);
 this module writes the tensors, checks their values (finite in the model's dtype, gates in [0, 1])
-and copies them into a model. Training state (optimizer + controller): no pickle either, its tensors in
-``l1ra_training_state.safetensors`` and its structure in ``l1ra_training_state.json`` (tagged lists,
-tuples and dicts, so int keys and tuples come back as they were; the JSON records the tensors' SHA-256).
-Nothing here ever executes code from a file, and a load that fails leaves model, optimizer and controller
-as they were.
+and copies them into a model. The training state is :mod:`l1ra_core.torch.training_state`.
+
+A checkpoint is one atomic unit: :func:`save_checkpoint` writes adapters and training state into a new
+hidden directory under a checkpoint root, fsyncs it, renames it to ``step-<N>-<id>`` and only then
+points ``LATEST`` at it (an atomic file replace), so an interrupted save leaves the previous checkpoint
+the one :func:`latest_checkpoint` gives, whole. Nothing here ever executes code from a file, and a load
+that fails leaves model, optimizer and controller as they were.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
+import secrets
+import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -32,17 +35,20 @@ from l1ra_core.adapter_files import (
 )
 from l1ra_core.config import L1RAConfig
 from shared_utils.atomic import atomic_write_text, atomic_write_via
+from shared_utils.checks import check_int
 from shared_utils.hashing import file_sha256
 
 from .controller import L1RAController
 from .layer import base_weight, linear_shape
 from .model import _linear_modules, _refuse_existing_adapters, adapter_layers, inject_at_ranks
+from .training_state import load_training_state, save_training_state
 
-__all__ = ["load_adapters", "load_training_state", "save_adapters", "save_training_state"]
+__all__ = ["LATEST_FILE", "latest_checkpoint", "load_adapters", "load_training_state", "save_adapters",
+           "save_checkpoint", "save_training_state"]
 
-TRAINING_STATE_FILE = "l1ra_training_state.json"
-TRAINING_TENSORS_FILE = "l1ra_training_state.safetensors"
-
+#: The file in a checkpoint root naming its current checkpoint directory.
+LATEST_FILE = "LATEST"
+_CHECKPOINT_NAME = re.compile(r"step-[0-9]{8,}-[0-9a-f]{8}")
 
 def save_adapters(model: nn.Module, config: L1RAConfig, directory: str | os.PathLike[str]) -> Path:
     """Write the model's adapters, their ranks and ``config`` to ``directory`` (created if needed).
@@ -102,105 +108,6 @@ def load_adapters(model: nn.Module, directory: str | os.PathLike[str]) -> L1RACo
                 getattr(layer, pname).copy_(tensors[f"{name}.{pname}"])
     return metadata.config
 
-
-def save_training_state(
-    directory: str | os.PathLike[str], optimizer: torch.optim.Optimizer, controller: L1RAController
-) -> Path:
-    """Write the optimizer's and the controller's state next to the adapters (see :func:`save_adapters`),
-    so that training can resume exactly. Returns the JSON file written (the tensors go beside it)."""
-    directory = Path(directory)
-    tensors: dict[str, torch.Tensor] = {}
-    structure = _encode(
-        {"optimizer_type": type(optimizer).__name__, "optimizer": optimizer.state_dict(),
-         "controller": controller.state_dict()},
-        tensors,
-    )
-    weights = atomic_write_via(directory / TRAINING_TENSORS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-    document = {"format": "l1ra-training-state", "format_version": 1, "tensors_sha256": file_sha256(weights),
-                "state": structure}
-    return atomic_write_text(directory / TRAINING_STATE_FILE, json.dumps(document) + "\n")
-
-
-def load_training_state(
-    directory: str | os.PathLike[str], optimizer: torch.optim.Optimizer, controller: L1RAController
-) -> None:
-    """Restore what :func:`save_training_state` wrote into a fresh optimizer and controller.
-
-    Build them the same way as in the original run, over a model given the saved adapters with
-    :func:`load_adapters` (the parameter order must match). The saved optimizer state must come from the
-    same optimizer type with the same parameter groups; that is checked before anything changes, and if a
-    later part is refused the optimizer gets its previous state back.
-    """
-    path, tensors_path = Path(directory) / TRAINING_STATE_FILE, Path(directory) / TRAINING_TENSORS_FILE
-    if not path.is_file() or not tensors_path.is_file():
-        raise FileNotFoundError(f"{path} or {tensors_path.name} does not exist; write them with save_training_state")
-    state = _read_training_state(path, tensors_path)
-    _check_optimizer_state(path, optimizer, state["optimizer_type"], state["optimizer"])
-    previous = optimizer.state_dict()
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        controller.load_state_dict(state["controller"])
-    except Exception:
-        optimizer.load_state_dict(previous)
-        raise
-
-
-def _read_training_state(path: Path, tensors_path: Path) -> dict[str, Any]:
-    """The saved state, checked: JSON structure, checksum of the tensors file, every tensor reference."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise ValueError(f"{path} cannot be read as an L1RA training state ({error}); it is damaged") from None
-    if not isinstance(document, dict) or document.get("format") != "l1ra-training-state" or \
-            document.get("format_version") != 1 or "state" not in document:
-        raise ValueError(f"{path} is not an L1RA training state (written by save_training_state)")
-    if file_sha256(tensors_path) != document.get("tensors_sha256"):
-        raise ValueError(f"{tensors_path} does not match the checksum in {path.name}: truncated, damaged or replaced")
-    try:
-        tensors = load_file(str(tensors_path))
-    except (SafetensorError, OSError) as error:
-        raise ValueError(f"{tensors_path} cannot be read as safetensors ({error})") from None
-    try:
-        state = _decode(document["state"], tensors)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}: the saved structure is damaged ({error})") from None
-    if not isinstance(state, dict) or not {"optimizer_type", "optimizer", "controller"} <= set(state):
-        raise ValueError(f"{path} is not an L1RA training state (written by save_training_state)")
-    return state
-
-
-def _encode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """``value`` as JSON: tensors go to ``tensors`` (referenced by key); lists, tuples and dicts are tagged."""
-    if torch.is_tensor(value):
-        key = f"t{len(tensors)}"
-        tensors[key] = value.detach().cpu().contiguous()
-        return {"tensor": key}
-    if isinstance(value, dict):
-        return {"dict": [[_encode(k, tensors), _encode(v, tensors)] for k, v in value.items()]}
-    if isinstance(value, (list, tuple)):
-        return {"tuple" if isinstance(value, tuple) else "list": [_encode(v, tensors) for v in value]}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise TypeError(f"cannot save {type(value).__name__} in a training state; only tensors and plain containers")
-
-
-def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`_encode`; anything that is not what it writes raises ``ValueError``."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if not isinstance(value, dict) or len(value) != 1:
-        raise ValueError(f"unexpected {type(value).__name__} in the structure")
-    (tag, content), = value.items()
-    if tag == "tensor":
-        return tensors[content]
-    if tag in ("list", "tuple") and isinstance(content, list):
-        items = [_decode(v, tensors) for v in content]
-        return tuple(items) if tag == "tuple" else items
-    if tag == "dict" and isinstance(content, list) and all(isinstance(p, list) and len(p) == 2 for p in content):
-        return {_decode(k, tensors): _decode(v, tensors) for k, v in content}
-    raise ValueError(f"unexpected tag {tag!r} in the structure")
-
-
 def _check_model_shapes(model: nn.Module, metadata: AdapterMetadata) -> dict[str, nn.Module]:
     """Every saved module must exist in ``model`` as a linear layer of the saved (in, out); returns them."""
     modules = _linear_modules(model, list(metadata.shapes))
@@ -230,27 +137,55 @@ def _check_values(path: Path, key: str, tensor: torch.Tensor, dtype: torch.dtype
         )
 
 
-def _check_optimizer_state(path: Path, optimizer: torch.optim.Optimizer, saved_type: object, saved: Any) -> None:
-    """Refuse optimizer state of another optimizer type or parameter layout, before anything is loaded."""
-    if saved_type != type(optimizer).__name__:
-        raise ValueError(
-            f"{path} holds {saved_type} state, but the optimizer is {type(optimizer).__name__}; build the same "
-            "optimizer type as in the saved run"
-        )
-    groups = saved.get("param_groups") if isinstance(saved, dict) else None
-    if not isinstance(groups, list) or not isinstance(saved.get("state"), dict):
-        raise ValueError(f"{path}: the saved optimizer state is malformed")
-    current = optimizer.param_groups
-    layout = [len(group["params"]) for group in current]
-    saved_layout = [len(group.get("params", ())) if isinstance(group, dict) else -1 for group in groups]
-    if layout != saved_layout:
-        raise ValueError(
-            f"{path}: the saved optimizer has parameter groups of sizes {saved_layout}, this one {layout}; build "
-            "the optimizer the same way as in the saved run (same groups, after load_adapters)"
-        )
-    for index, (group, saved_group) in enumerate(zip(current, groups)):
-        if set(group) != set(saved_group):
-            raise ValueError(
-                f"{path}: parameter group {index} has settings {sorted(set(saved_group) - {'params'})} in the file "
-                f"but {sorted(set(group) - {'params'})} here; build the same optimizer as in the saved run"
-            )
+
+def save_checkpoint(
+    root: str | os.PathLike[str], model: nn.Module, config: L1RAConfig, optimizer: torch.optim.Optimizer,
+    controller: L1RAController, *, keep: int = 1,
+) -> Path:
+    """Save adapters and training state as one checkpoint under ``root`` (created if needed); return its
+    directory. Until the new one is complete and in place, :func:`latest_checkpoint` gives the previous
+    one; afterwards all but the ``keep`` newest checkpoints (and leftovers of killed saves) are removed."""
+    keep = check_int(keep, "keep", minimum=1)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{controller.step_count:08d}-{secrets.token_hex(4)}"
+    staging = root / f".{name}.partial"
+    staging.mkdir()
+    try:
+        save_adapters(model, config, staging)
+        save_training_state(staging, optimizer, controller)
+        _fsync_directory(staging)
+        os.rename(staging, root / name)
+        _fsync_directory(root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    atomic_write_text(root / LATEST_FILE, name + "\n")
+    _fsync_directory(root)
+    done = sorted((p for p in root.iterdir() if _CHECKPOINT_NAME.fullmatch(p.name) and p.name != name),
+                  key=lambda p: p.stat().st_mtime_ns)
+    for stale in done[:len(done) - (keep - 1)] + [p for p in root.glob(".step-*.partial")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return root / name
+
+
+def latest_checkpoint(root: str | os.PathLike[str]) -> Path:
+    """The directory of the newest complete checkpoint under ``root`` (as named by its ``LATEST`` file):
+    pass it to :func:`load_adapters` and then :func:`load_training_state`."""
+    pointer = Path(root) / LATEST_FILE
+    if not pointer.is_file():
+        raise FileNotFoundError(f"{root} holds no checkpoint ({LATEST_FILE} is missing); write one with save_checkpoint")
+    name = pointer.read_bytes()[:200].decode("utf-8", "replace").strip()
+    if not _CHECKPOINT_NAME.fullmatch(name) or not (Path(root) / name).is_dir():
+        raise ValueError(f"{pointer} names {name!r}, which is not a checkpoint directory in {root}; the checkpoint "
+                         "root is damaged")
+    return Path(root) / name
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a directory's entries (new files, a rename) durable."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)

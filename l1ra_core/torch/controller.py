@@ -78,7 +78,7 @@ class L1RAController:
         self._hook = hook
         self._on_resize = on_resize
         self._hook_handle: Any = None
-        self._gate_groups: list[tuple[list[torch.Tensor], int]] = []
+        self._gate_groups: list[tuple[list[torch.Tensor], dict[str, Any]]] = []
         if optimizer is not None:
             self.attach(optimizer)
 
@@ -152,9 +152,8 @@ class L1RAController:
         """``l1ra_core.prox_l1(c, lr, l1_lambda, nonnegative=True, upper=1.0)`` on every gate, in place, as
         three foreach kernels per parameter group without any host synchronisation: for every real c the
         soft-threshold then clip to [0, 1] equals clamp(c - lr * l1_lambda, 0, 1) (tested against prox_l1)."""
-        param_groups = self._require_optimizer().param_groups
-        for gates, group_index in self._gate_groups:
-            lr = self.config.gate_lr if self.config.gate_lr is not None else param_groups[group_index]["lr"]
+        for gates, group in self._current_gate_groups():
+            lr = self.config.gate_lr if self.config.gate_lr is not None else group["lr"]
             torch._foreach_sub_(gates, lr * self.config.l1_lambda)
             torch._foreach_clamp_min_(gates, 0.0)
             torch._foreach_clamp_max_(gates, 1.0)
@@ -267,16 +266,25 @@ class L1RAController:
         return self.optimizer
 
     def _refresh_gate_groups(self) -> None:
-        """Group the gates by optimizer parameter group, so the L1 step can use each group's lr. Groups
-        are kept by index: ``optimizer.load_state_dict`` replaces the group dicts but not their order."""
+        """Group the gates by the optimizer parameter group that holds them, so the L1 step can use each
+        group's lr. A group is found by the identity of the gate parameters it holds, never by position."""
         optimizer = self._require_optimizer()
         where = self._locate(optimizer)
-        index = {id(group): i for i, group in enumerate(optimizer.param_groups)}
-        groups: dict[int, list[torch.Tensor]] = {}
+        groups: dict[int, tuple[list[torch.Tensor], dict[str, Any]]] = {}
         for layer in self.adapters.values():
             group, _ = where[id(layer.gate)]
-            groups.setdefault(index[id(group)], []).append(layer.gate)
-        self._gate_groups = [(gates, i) for i, gates in groups.items()]
+            groups.setdefault(id(group), ([], group))[0].append(layer.gate)
+        self._gate_groups = list(groups.values())
+
+    def _current_gate_groups(self) -> list[tuple[list[torch.Tensor], dict[str, Any]]]:
+        """The gate groups, found again if the optimizer's groups changed since (a group inserted before
+        them, ``load_state_dict`` replacing the group dicts): each cached group must still be one of the
+        optimizer's and still hold its first gate."""
+        current = {id(group) for group in self._require_optimizer().param_groups}
+        if any(id(group) not in current or not any(p is gates[0] for p in group["params"])
+               for gates, group in self._gate_groups):
+            self._refresh_gate_groups()
+        return self._gate_groups
 
     def _locate(self, optimizer: torch.optim.Optimizer) -> dict[int, tuple[dict[str, Any], int]]:
         """Map id(parameter) -> (param group, index) and check that every adapter parameter is held

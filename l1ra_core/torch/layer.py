@@ -16,6 +16,8 @@ from torch import nn
 
 from l1ra_core.adapter_files import RANK_DIMS
 from l1ra_core.allocation import AdapterPlan
+from l1ra_core.config import MAX_ALPHA
+from shared_utils.checks import check_real
 
 __all__ = ["L1RALayer", "base_weight", "is_supported_base", "linear_shape", "kaiming_rows"]
 
@@ -102,7 +104,7 @@ class L1RALayer(nn.Module):
         for p in base_layer.parameters():
             p.requires_grad_(False)
         self.initial_rank = initial_rank
-        self.alpha = alpha
+        self.alpha = check_real(alpha, "alpha", minimum=0.0, maximum=MAX_ALPHA, exclusive_minimum=True)
         self.scaling = alpha / initial_rank
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         weight = base_weight(base_layer)

@@ -6,14 +6,13 @@ its class, its forward signature and its module names (the adapter sits at the n
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from l1ra_core.config import L1RAConfig
+from l1ra_core.config import L1RAConfig, compile_target_pattern
 
 from .layer import L1RALayer, is_supported_base
 
@@ -42,7 +41,7 @@ def find_target_modules(model: nn.Module, target_modules: str | tuple[str, ...] 
         TypeError: a selected module is of a type that cannot take an adapter.
     """
     if isinstance(target_modules, str):
-        pattern = re.compile(target_modules)
+        pattern = compile_target_pattern(target_modules)
         selected = lambda name: pattern.fullmatch(name) is not None  # noqa: E731
     else:
         suffixes = tuple(target_modules)

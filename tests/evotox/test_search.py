@@ -208,7 +208,7 @@ def test_bad_configurations_and_seeds_are_refused():
 # -- run file and resume ---------------------------------------------------------------------------------
 
 def _timeless(records):
-    drop = {"seconds", "oracle_seconds", "wall_seconds", "model_seconds", "new_calls", "replayed_calls"}
+    drop = {"seconds", "oracle_seconds", "wall_seconds", "model_seconds", "new_calls", "replayed_calls", "prev"}
     return [{k: v for k, v in r.items() if k not in drop} for r in records]
 
 

@@ -173,7 +173,7 @@ def test_training_state_of_another_optimizer_type_is_refused_before_anything_cha
     ("name", "damage", "message"),
     [
         ("l1ra_training_state.json", lambda raw: raw[:100], "l1ra_training_state.json cannot be read"),
-        ("l1ra_training_state.json", lambda raw: raw.replace(b'"tuple"', b'"set"'), "structure is damaged"),
+        ("l1ra_training_state.json", lambda raw: raw.replace(b'"tuple"', b'"set"'), "its own checksum"),
         ("l1ra_training_state.json", lambda raw: b'{"format": "l1ra"}', "is not an L1RA training state"),
         ("l1ra_training_state.safetensors", lambda raw: raw[:-1], "does not match the checksum"),
         ("l1ra_training_state.safetensors", lambda raw: raw[:50] + bytes([raw[50] ^ 1]) + raw[51:], "checksum"),
@@ -267,3 +267,49 @@ def test_merging_twice_changes_nothing_the_second_time(tiny_net):
     with pytest.raises(RuntimeError, match="not merged"):
         unmerge_adapters(tiny_net)
     assert all(torch.equal(w, layer.base_layer.weight) for w, layer in zip(weights, layers))
+
+
+# --- issue 22, item 16: alpha, target_modules regexes, the gate lr's parameter group ------------------------
+
+@pytest.mark.parametrize("alpha", [1e308, float("inf"), float("nan"), 1e5, 0.0, -1.0])
+def test_an_alpha_that_would_give_inf_outputs_is_refused_naming_it(alpha):
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        L1RAConfig(target_modules=["up"], alpha=alpha)
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        from l1ra_core.torch import L1RALayer
+
+        L1RALayer(torch.nn.Linear(4, 4), rank=2, initial_rank=2, alpha=alpha)
+
+
+def test_the_largest_alpha_accepted_keeps_outputs_finite():
+    from l1ra_core.config import MAX_ALPHA
+
+    net = TinyNet()
+    inject_adapters(net, L1RAConfig(target_modules=["up", "down"], initial_rank=1, alpha=MAX_ALPHA))
+    with torch.no_grad():
+        for layer in adapter_layers(net).values():
+            layer.lora_B.fill_(0.01)
+    assert torch.isfinite(net(torch.randn(4, 16))).all()
+
+
+@pytest.mark.parametrize("pattern", ["blocks.(up", "*up", "[a-"])
+def test_a_bad_target_modules_regex_is_a_clear_error_naming_the_pattern(pattern):
+    with pytest.raises(ValueError, match=r"target_modules=.* is not a valid regular expression"):
+        L1RAConfig(target_modules=pattern)
+    from l1ra_core.torch.model import find_target_modules
+
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        find_target_modules(TinyNet(), pattern)
+
+
+def test_the_gate_lr_comes_from_the_group_holding_the_gates_even_after_a_group_is_inserted_first():
+    net = TinyNet()
+    config = L1RAConfig(target_modules=["up", "down"], initial_rank=4, update_interval=1000, l1_lambda=1.0)
+    inject_adapters(net, config)
+    optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    L1RAController(net, config, optimizer)
+    extra = torch.nn.Parameter(torch.zeros(3))
+    optimizer.param_groups.insert(0, {**optimizer.defaults, "params": [extra], "lr": 0.5})
+    optimizer.step()  # no gradients: only the proximal step acts, with the gates' group's lr 0.1
+    gate = adapter_layers(net)["blocks.0.up"].gate.detach()
+    torch.testing.assert_close(gate, torch.full((4,), 0.9))
