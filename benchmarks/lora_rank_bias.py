@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone
 
 from shared_utils.atomic import atomic_write_text, atomic_write_via  # noqa: E402
 from shared_utils.checks import check_choice, check_int, check_positive_int, check_real  # noqa: E402
+from shared_utils.records import Record, set_checked  # noqa: E402
 from shared_utils.tables import markdown_table  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -57,8 +58,9 @@ FORMAT = 1  # version of the run files
 
 # --------------------------------------------------------------------------------------------- configuration
 @dataclasses.dataclass(frozen=True)
-class StudyConfig:
-    """Everything that decides a run's numbers; recorded in every run file and checked on resume."""
+class StudyConfig(Record):
+    """Everything that decides a run's numbers; recorded in every run file (:meth:`to_dict`) and checked on
+    resume."""
 
     data: str = "winobias-anti"
     steps: int = 100
@@ -91,30 +93,30 @@ class StudyConfig:
     speed_length: int = 64
 
     def __post_init__(self) -> None:
-        check_choice(self.data, "data", DATASETS)
+        checked: dict[str, Any] = {"data": check_choice(self.data, "data", DATASETS)}
         for name in ("steps", "batch_size", "max_length", "tune_rank", "kl_pairs", "eval_batch_size", "bootstrap",
                      "check_steps", "speed_steps", "speed_length", "max_new_tokens"):
-            check_positive_int(getattr(self, name), name)
+            checked[name] = check_positive_int(getattr(self, name), name)
         for name in ("sts_sentences", "toxicity_seeds"):
-            check_int(getattr(self, name), name, minimum=0)
+            checked[name] = check_int(getattr(self, name), name, minimum=0)
         for name in ("ranks", "l1ra_ranks", "l1ra_budgets", "truncation_ranks", "seeds"):
-            values = getattr(self, name)
+            values = tuple(getattr(self, name))
             if name != "l1ra_budgets" and name != "truncation_ranks" and not values:
                 raise ValueError(f"{name} is empty; give at least one value")
-            for value in values:
-                check_int(value, name, minimum=0 if name == "seeds" else 1)
+            checked[name] = tuple(check_int(value, name, minimum=0 if name == "seeds" else 1) for value in values)
         for name in ("full_lrs", "lora_lrs", "l1ra_lrs"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is empty; give at least one learning rate")
-            for value in getattr(self, name):
-                check_real(value, name, minimum=0.0, exclusive_minimum=True)
-        check_real(self.dev_fraction, "dev_fraction", minimum=0.0, maximum=0.5, exclusive_minimum=True)
+            checked[name] = tuple(check_real(value, name, minimum=0.0, exclusive_minimum=True)
+                                  for value in getattr(self, name))
+        checked["dev_fraction"] = check_real(self.dev_fraction, "dev_fraction", minimum=0.0, maximum=0.5,
+                                             exclusive_minimum=True)
+        for name in ("gate_lr", "l1_lambda", "update_fraction"):
+            checked[name] = check_real(getattr(self, name), name, minimum=0.0)
         for name in ("layers", "winobias_pairs", "crows_pairs"):
             if getattr(self, name) is not None:
-                check_positive_int(getattr(self, name), name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+                checked[name] = check_positive_int(getattr(self, name), name)
+        set_checked(self, **checked)
 
     def identity(self) -> dict[str, Any]:
         """What a finished run must share with this configuration to count as one of its runs: see
