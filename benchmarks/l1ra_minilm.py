@@ -31,10 +31,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from shared_utils.data import data_path
+
 TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 METHODS = ("lora", "adalora", "l1ra")
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_STS = REPO.parent / "shared" / "sts" / "stsbenchmark"
+DEFAULT_STS = data_path("sts", "stsbenchmark")
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 
 

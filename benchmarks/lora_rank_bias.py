@@ -45,10 +45,11 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone
 
 from shared_utils.atomic import atomic_write_text, atomic_write_via  # noqa: E402
 from shared_utils.checks import check_choice, check_int, check_positive_int, check_real  # noqa: E402
+from shared_utils.data import data_root  # noqa: E402
 from shared_utils.records import Record, set_checked  # noqa: E402
 from shared_utils.tables import markdown_table  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
+SHARED = data_root()
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DATASETS = ("winobias-anti", "cda-stsb")
 METHODS = ("full", "lora", "l1ra")
