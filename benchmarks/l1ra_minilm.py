@@ -274,7 +274,7 @@ def write_results(args: argparse.Namespace, results: dict[str, dict[str, Any]]) 
     }
     atomic_write_text(args.out / "l1ra_minilm.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if l1ra:
-        from l1ra_core.torch import plot_rank_heatmap
+        from l1ra_core.plot import plot_rank_heatmap
 
         plot_rank_heatmap(l1ra["final_ranks"], args.out / "l1ra_minilm_ranks.png",
                           title=f"L1RA ranks, MiniLM on STS-B ({args.steps} steps)")

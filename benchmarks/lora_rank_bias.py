@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone
 from shared_utils.atomic import atomic_write_text, atomic_write_via  # noqa: E402
 from shared_utils.checks import check_choice, check_int, check_positive_int, check_real  # noqa: E402
 from shared_utils.data import data_root  # noqa: E402
+from shared_utils.figures import new_figure, save_png  # noqa: E402
 from shared_utils.records import Record, set_checked  # noqa: E402
 from shared_utils.tables import markdown_table  # noqa: E402
 
@@ -1244,11 +1245,6 @@ def rank_diagnostics(results: dict[tuple[int, str], dict[str, Any]], config: Stu
 
 def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[str, Any]], config: StudyConfig,
           n_adapters: int, out_dir: Path, prefix: str, per_rank: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     def stat(name: str, key: str) -> tuple[float, float, float] | None:
         entries = rows.get(name, {"seeds": []})["seeds"]
         if not entries:
@@ -1264,7 +1260,8 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
               ("crows_gender_interval", "CrowS-Pairs gender: pct_stereotype"),
               ("crows_interval", "CrowS-Pairs all: pct_stereotype"),
               ("winobias_gap_interval", "WinoBias test: mean gap (nats)"))
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+    figure = new_figure(figsize=(5 * len(panels), 4))
+    axes = figure.subplots(1, len(panels))
     for axis, (key, title) in zip(axes, panels):
         ranks = [r for r in sorted(config.ranks) if f"lora-r{r}" in rows]
         points = [p for p in (stat(f"lora-r{r}", key) for r in ranks) if p is not None]
@@ -1300,11 +1297,11 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
         axis.set_title(title, fontsize=9)
         axis.legend(fontsize=7)
     figure.tight_layout()
-    atomic_write_via(out_dir / f"{prefix}_bias_vs_rank.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110))
-    plt.close(figure)
+    save_png(figure, out_dir / f"{prefix}_bias_vs_rank.png", dpi=110)
 
     fulls = sorted((seed, r) for (seed, name), r in results.items() if name == "full")
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure = new_figure(figsize=(6, 4))
+    axis = figure.add_subplot()
     if fulls:
         energy = fulls[0][1]["spectra"]["energy_kept"]
         for kind in TARGETS:
@@ -1317,11 +1314,11 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
     axis.legend(fontsize=7)
     axis.set_title("Best rank-r approximation of the full fine-tune's updates", fontsize=9)
     figure.tight_layout()
-    atomic_write_via(out_dir / f"{prefix}_energy.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110))
-    plt.close(figure)
+    save_png(figure, out_dir / f"{prefix}_energy.png", dpi=110)
 
     l1ra = sorted((seed, name, r) for (seed, name), r in results.items() if name.startswith("l1ra-"))
-    figure, axes = plt.subplots(1, 2, figsize=(9, 5))
+    figure = new_figure(figsize=(9, 5))
+    axes = figure.subplots(1, 2)
     if l1ra and fulls:
         seed, name, result = l1ra[0]
         full = dict(fulls).get(seed)
@@ -1339,8 +1336,7 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
             axis.set_title(title, fontsize=9)
             figure.colorbar(image, ax=axis)
     figure.tight_layout()
-    atomic_write_via(out_dir / f"{prefix}_l1ra_vs_oracle.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110))
-    plt.close(figure)
+    save_png(figure, out_dir / f"{prefix}_l1ra_vs_oracle.png", dpi=110)
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
