@@ -428,9 +428,10 @@ def _unwritable_folder(out: Path) -> str | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None, *, data: Path | None = None, out: Path | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, data: Path | None = None, out: Path | None = None,
+         prog: str = "sts") -> int:
     """Parse ``argv`` (with ``data`` / ``out`` as the defaults of ``--data`` / ``--out``) and :func:`run`."""
-    parser = argparse.ArgumentParser(prog="sts", description=(__doc__ or "").split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n\n")[0],
                                      epilog=WHERE_TO_GET, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, data=data, out=out)
     return run(parser.parse_args(argv))
