@@ -14,7 +14,8 @@ Dask's worker processes are the parallelism (``LocalCluster(n_workers=..., threa
 Results are lazy Dask collections, one row per input in input order; write them with Dask's own writers
 (``vectors.to_zarr(url)``, ``frame.to_parquet(path)``) so that a job larger than memory streams to disk.
 The ``encode_*`` functions take the model as :func:`prepare_model` does (nothing for the embedded default
-model, ``"minilm"``, a path or a :class:`ModelFile`) and ``client=`` likewise. Needs the ``dask`` extra: ``pip install 'sfbow[dask]'``.
+model, ``"minilm"``, a path or a :class:`ModelFile`) and ``client=`` likewise. Needs the ``dask`` extra:
+``pip install 'sfbow[dask]'``.
 """
 
 from __future__ import annotations
