@@ -69,3 +69,17 @@ def test_registry_refuses_unknown_kinds_and_options():
         OracleSpec("detoxify")
     with pytest.raises(ValueError, match=r"backend 'http' has no options \['modle'\]"):
         BackendSpec("http", {"base_url": "http://127.0.0.1:1/v1", "modle": "m"}).build()
+
+
+@given(ints, st.dictionaries(st.sampled_from(["a.q", "a.v", "b.q"]), st.integers(1, 64), min_size=1))
+def test_adapter_metadata_stores_checked_values_and_round_trips(int_type, ranks):
+    from l1ra_core.adapter_files import AdapterFileError, AdapterMetadata
+
+    metadata = AdapterMetadata(L1RAConfig(["q", "v"]), {n: int_type(r) for n, r in ranks.items()},
+                               {n: (int_type(8), int_type(4)) for n in ranks}, "0" * 64)
+    data = json.loads(json.dumps(metadata.to_dict()))
+    assert set(data) == {"format", "format_version", "config", "rank_pattern", "shapes", "weights_sha256",
+                         "metadata_sha256"}  # the file format's keys
+    assert AdapterMetadata.from_dict(data) == metadata
+    with pytest.raises(AdapterFileError, match=r"unknown keys \['note'\]"):
+        AdapterMetadata.from_dict({**data, "note": "x"})
