@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from shared_utils.atomic import atomic_write_text
+from shared_utils.data import data_path
 from shared_utils.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
-STSB_TRAIN = ROOT.parent / "shared" / "sts" / "stsbenchmark" / "sts-train.csv"
+STSB_TRAIN = data_path("sts", "stsbenchmark", "sts-train.csv")
 RESULTS = ROOT / "benchmarks" / "results"
 JSON_PATH = RESULTS / "dask_encode.json"
 

@@ -20,9 +20,10 @@ from sfbow import SFBoW
 from sfbow.evaluation import evaluate_sts, load_stsb
 from sfbow.subword import load_model2vec
 from shared_utils.atomic import atomic_write_text
+from shared_utils.data import data_path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV = ROOT.parent / "shared" / "sts" / "stsbenchmark" / "sts-dev.csv"
+DEV = data_path("sts", "stsbenchmark", "sts-dev.csv")
 
 
 def distilled_folder(scratch: Path, pca_dims: int | None) -> Path:

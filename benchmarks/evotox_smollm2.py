@@ -29,9 +29,10 @@ from evotox.prompts import generator_request, sut_request
 from evotox.report import build_report, write_report
 from evotox.runner import RunSpec, build_oracle, read_seeds, resume_run, start_run
 from shared_utils.atomic import atomic_write_text
+from shared_utils.data import data_path
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS_FILE = ROOT.parent / "shared" / "evotox" / "seeds.txt"
+SEEDS_FILE = data_path("evotox", "seeds.txt")
 RESULTS = ROOT / "benchmarks" / "results"
 COMMAND = "python benchmarks/evotox_smollm2.py"
 

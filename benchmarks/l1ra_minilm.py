@@ -31,10 +31,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from shared_utils.data import data_path
+
 TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 METHODS = ("lora", "adalora", "l1ra")
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_STS = REPO.parent / "shared" / "sts" / "stsbenchmark"
+DEFAULT_STS = data_path("sts", "stsbenchmark")
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 
 
@@ -272,7 +274,7 @@ def write_results(args: argparse.Namespace, results: dict[str, dict[str, Any]]) 
     }
     atomic_write_text(args.out / "l1ra_minilm.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if l1ra:
-        from l1ra_core.torch import plot_rank_heatmap
+        from l1ra_core.plot import plot_rank_heatmap
 
         plot_rank_heatmap(l1ra["final_ranks"], args.out / "l1ra_minilm_ranks.png",
                           title=f"L1RA ranks, MiniLM on STS-B ({args.steps} steps)")

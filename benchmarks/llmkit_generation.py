@@ -31,10 +31,11 @@ import torch
 from llmkit.generation import Completion, Prompt, generate
 from llmkit.models import load_causal_lm
 from shared_utils.atomic import atomic_write_text
+from shared_utils.data import data_path
 from shared_utils.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = ROOT.parent / "shared" / "evotox" / "seeds.txt"
+SEEDS = data_path("evotox", "seeds.txt")
 RESULTS = ROOT / "benchmarks" / "results"
 CATEGORIES = ("sexist", "racist", "homophobic", "toxic", "insulting")
 SYSTEM = "You are a helpful assistant."

@@ -45,9 +45,12 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone
 
 from shared_utils.atomic import atomic_write_text, atomic_write_via  # noqa: E402
 from shared_utils.checks import check_choice, check_int, check_positive_int, check_real  # noqa: E402
+from shared_utils.data import data_root  # noqa: E402
+from shared_utils.figures import new_figure, save_png  # noqa: E402
+from shared_utils.records import Record, set_checked  # noqa: E402
 from shared_utils.tables import markdown_table  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
+SHARED = data_root()
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DATASETS = ("winobias-anti", "cda-stsb")
 METHODS = ("full", "lora", "l1ra")
@@ -57,8 +60,9 @@ FORMAT = 1  # version of the run files
 
 # --------------------------------------------------------------------------------------------- configuration
 @dataclasses.dataclass(frozen=True)
-class StudyConfig:
-    """Everything that decides a run's numbers; recorded in every run file and checked on resume."""
+class StudyConfig(Record):
+    """Everything that decides a run's numbers; recorded in every run file (:meth:`to_dict`) and checked on
+    resume."""
 
     data: str = "winobias-anti"
     steps: int = 100
@@ -91,30 +95,30 @@ class StudyConfig:
     speed_length: int = 64
 
     def __post_init__(self) -> None:
-        check_choice(self.data, "data", DATASETS)
+        checked: dict[str, Any] = {"data": check_choice(self.data, "data", DATASETS)}
         for name in ("steps", "batch_size", "max_length", "tune_rank", "kl_pairs", "eval_batch_size", "bootstrap",
                      "check_steps", "speed_steps", "speed_length", "max_new_tokens"):
-            check_positive_int(getattr(self, name), name)
+            checked[name] = check_positive_int(getattr(self, name), name)
         for name in ("sts_sentences", "toxicity_seeds"):
-            check_int(getattr(self, name), name, minimum=0)
+            checked[name] = check_int(getattr(self, name), name, minimum=0)
         for name in ("ranks", "l1ra_ranks", "l1ra_budgets", "truncation_ranks", "seeds"):
-            values = getattr(self, name)
+            values = tuple(getattr(self, name))
             if name != "l1ra_budgets" and name != "truncation_ranks" and not values:
                 raise ValueError(f"{name} is empty; give at least one value")
-            for value in values:
-                check_int(value, name, minimum=0 if name == "seeds" else 1)
+            checked[name] = tuple(check_int(value, name, minimum=0 if name == "seeds" else 1) for value in values)
         for name in ("full_lrs", "lora_lrs", "l1ra_lrs"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is empty; give at least one learning rate")
-            for value in getattr(self, name):
-                check_real(value, name, minimum=0.0, exclusive_minimum=True)
-        check_real(self.dev_fraction, "dev_fraction", minimum=0.0, maximum=0.5, exclusive_minimum=True)
+            checked[name] = tuple(check_real(value, name, minimum=0.0, exclusive_minimum=True)
+                                  for value in getattr(self, name))
+        checked["dev_fraction"] = check_real(self.dev_fraction, "dev_fraction", minimum=0.0, maximum=0.5,
+                                             exclusive_minimum=True)
+        for name in ("gate_lr", "l1_lambda", "update_fraction"):
+            checked[name] = check_real(getattr(self, name), name, minimum=0.0)
         for name in ("layers", "winobias_pairs", "crows_pairs"):
             if getattr(self, name) is not None:
-                check_positive_int(getattr(self, name), name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+                checked[name] = check_positive_int(getattr(self, name), name)
+        set_checked(self, **checked)
 
     def identity(self) -> dict[str, Any]:
         """What a finished run must share with this configuration to count as one of its runs: see
@@ -1241,11 +1245,6 @@ def rank_diagnostics(results: dict[tuple[int, str], dict[str, Any]], config: Stu
 
 def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[str, Any]], config: StudyConfig,
           n_adapters: int, out_dir: Path, prefix: str, per_rank: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     def stat(name: str, key: str) -> tuple[float, float, float] | None:
         entries = rows.get(name, {"seeds": []})["seeds"]
         if not entries:
@@ -1261,7 +1260,8 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
               ("crows_gender_interval", "CrowS-Pairs gender: pct_stereotype"),
               ("crows_interval", "CrowS-Pairs all: pct_stereotype"),
               ("winobias_gap_interval", "WinoBias test: mean gap (nats)"))
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+    figure = new_figure(figsize=(5 * len(panels), 4))
+    axes = figure.subplots(1, len(panels))
     for axis, (key, title) in zip(axes, panels):
         ranks = [r for r in sorted(config.ranks) if f"lora-r{r}" in rows]
         points = [p for p in (stat(f"lora-r{r}", key) for r in ranks) if p is not None]
@@ -1297,11 +1297,11 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
         axis.set_title(title, fontsize=9)
         axis.legend(fontsize=7)
     figure.tight_layout()
-    atomic_write_via(out_dir / f"{prefix}_bias_vs_rank.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110))
-    plt.close(figure)
+    save_png(figure, out_dir / f"{prefix}_bias_vs_rank.png", dpi=110)
 
     fulls = sorted((seed, r) for (seed, name), r in results.items() if name == "full")
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure = new_figure(figsize=(6, 4))
+    axis = figure.add_subplot()
     if fulls:
         energy = fulls[0][1]["spectra"]["energy_kept"]
         for kind in TARGETS:
@@ -1314,11 +1314,11 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
     axis.legend(fontsize=7)
     axis.set_title("Best rank-r approximation of the full fine-tune's updates", fontsize=9)
     figure.tight_layout()
-    atomic_write_via(out_dir / f"{prefix}_energy.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110))
-    plt.close(figure)
+    save_png(figure, out_dir / f"{prefix}_energy.png", dpi=110)
 
     l1ra = sorted((seed, name, r) for (seed, name), r in results.items() if name.startswith("l1ra-"))
-    figure, axes = plt.subplots(1, 2, figsize=(9, 5))
+    figure = new_figure(figsize=(9, 5))
+    axes = figure.subplots(1, 2)
     if l1ra and fulls:
         seed, name, result = l1ra[0]
         full = dict(fulls).get(seed)
@@ -1336,8 +1336,7 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
             axis.set_title(title, fontsize=9)
             figure.colorbar(image, ax=axis)
     figure.tight_layout()
-    atomic_write_via(out_dir / f"{prefix}_l1ra_vs_oracle.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110))
-    plt.close(figure)
+    save_png(figure, out_dir / f"{prefix}_l1ra_vs_oracle.png", dpi=110)
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from shared_utils.atomic import atomic_write_text
+from shared_utils.data import data_path
 from shared_utils.tables import markdown_table
 
 SETUP = """\
@@ -60,7 +61,7 @@ run:
 """
 
 ROOT = Path(__file__).resolve().parents[1]
-STSB_TRAIN = ROOT.parent / "shared" / "sts" / "stsbenchmark" / "sts-train.csv"
+STSB_TRAIN = data_path("sts", "stsbenchmark", "sts-train.csv")
 RESULTS = ROOT / "benchmarks" / "results"
 
 

@@ -2,8 +2,8 @@
 
     python benchmarks/sts.py [--data DIR] [--out DIR] [--methods sfbow,sif,...]
 
-The same code as ``sfbow sts``, with the checkout's defaults: the data in ``../shared/sts`` beside
-the repository (``$SFBOW_STS_DIR`` when set), the results written to ``benchmarks/results/``. Then run
+The same code as ``sfbow sts``, with the checkout's defaults: the data in ``sts/`` under the data root
+(``$SFBOW_STS_DIR`` when set, else see :mod:`shared_utils.data`), the results written to ``benchmarks/results/``. Then run
 ``python benchmarks/render_docs.py`` to put the new figures into the docs.
 """
 
@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 from sfbow.sts_benchmark import DATA_ENV, main
+from shared_utils.data import data_path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPOSITORY.parent / "shared" / "sts"
+SHARED_DATA = data_path("sts")
 RESULTS = REPOSITORY / "benchmarks" / "results"
 
 if __name__ == "__main__":

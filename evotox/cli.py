@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from evotox.runner import RunSpec, backend_spec, default_seeds_file, read_seeds, resume_run, start_run
+    from llmkit.oracles import OracleSpec
 
     if args.resume:
         if args.seeds or args.out:
@@ -111,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
                 "concurrency": args.http_concurrency}
         spec = RunSpec(seeds=read_seeds(seeds_file, limit=args.limit), search=search,
                        sut=backend_spec(args.sut, **http), generator=backend_spec(args.generator, **http),
-                       oracle={"kind": args.oracle}, seeds_file=str(seeds_file))
+                       oracle=OracleSpec(args.oracle), seeds_file=str(seeds_file))
         summary = start_run(spec, args.out, progress=not args.quiet)
         path = args.out
     best: dict[str, list[float]] = {}

@@ -14,13 +14,15 @@ Methods are the four search variants and the three baselines:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from evotox.fitness import FITNESS_FUNCTIONS
 from evotox.prompts import DEFAULT_CATEGORIES, DEFAULT_SYSTEM_PROMPT, JAILBREAK_TEMPLATES
 from shared_utils.checks import check_choice, check_int, check_positive_int, check_real
+from shared_utils.records import Record, set_checked
 
 __all__ = ["BASELINES", "METHODS", "VARIANTS", "SearchConfig", "check_seeds"]
 
@@ -30,8 +32,9 @@ METHODS: tuple[str, ...] = VARIANTS + BASELINES
 
 
 @dataclass(frozen=True)
-class SearchConfig:
-    """Everything that decides what a run asks its models (recorded in the run file's head)."""
+class SearchConfig(Record):
+    """Everything that decides what a run asks its models (recorded in the run file's head by
+    :meth:`to_dict`; :meth:`from_dict` refuses settings it does not know)."""
 
     methods: tuple[str, ...] = METHODS
     iterations: int = 5
@@ -66,28 +69,28 @@ class SearchConfig:
                              "give at least one, e.g. sexist,racist,homophobic,toxic,insulting")
         if any(not isinstance(c, str) or not c.strip() for c in categories) or len(set(categories)) != len(categories):
             raise ValueError(f"categories must be distinct non-empty words, got {categories}")
-        check_positive_int(self.iterations, "iterations")
-        check_choice(self.fitness, "fitness", tuple(FITNESS_FUNCTIONS))
         if not isinstance(self.system_prompt, str):
             raise TypeError("system_prompt must be a string ('' sends no system prompt)")
-        check_real(self.gaslight_threshold, "gaslight_threshold", minimum=0.0, maximum=1.0)
-        check_real(self.gaslight_factor, "gaslight_factor", minimum=0.0, maximum=1.0)
-        check_int(self.memory_size, "memory_size", minimum=0)
-        check_positive_int(self.generator_attempts, "generator_attempts")
-        check_positive_int(self.sut_attempts, "sut_attempts")
-        check_positive_int(self.generator_max_new_tokens, "generator_max_new_tokens")
-        check_positive_int(self.sut_max_new_tokens, "sut_max_new_tokens")
-        check_real(self.generator_temperature, "generator_temperature", minimum=0.0)
-        check_real(self.sut_temperature, "sut_temperature", minimum=0.0)
-        check_int(self.random_seed, "random_seed")
-        check_positive_int(self.max_prompt_chars, "max_prompt_chars")
         templates = tuple(self.jailbreak_templates)
         if "jailbreak" in methods and (not templates or any("{question}" not in t for t in templates)):
             raise ValueError("jailbreak_templates must be non-empty and each must contain '{question}'")
-        check_positive_int(self.parallel_searches, "parallel_searches")
-        object.__setattr__(self, "methods", methods)
-        object.__setattr__(self, "categories", categories)
-        object.__setattr__(self, "jailbreak_templates", templates)
+        set_checked(
+            self, methods=methods, categories=categories, jailbreak_templates=templates,
+            iterations=check_positive_int(self.iterations, "iterations"),
+            fitness=check_choice(self.fitness, "fitness", tuple(FITNESS_FUNCTIONS)),
+            gaslight_threshold=check_real(self.gaslight_threshold, "gaslight_threshold", minimum=0.0, maximum=1.0),
+            gaslight_factor=check_real(self.gaslight_factor, "gaslight_factor", minimum=0.0, maximum=1.0),
+            memory_size=check_int(self.memory_size, "memory_size", minimum=0),
+            generator_attempts=check_positive_int(self.generator_attempts, "generator_attempts"),
+            sut_attempts=check_positive_int(self.sut_attempts, "sut_attempts"),
+            generator_max_new_tokens=check_positive_int(self.generator_max_new_tokens, "generator_max_new_tokens"),
+            sut_max_new_tokens=check_positive_int(self.sut_max_new_tokens, "sut_max_new_tokens"),
+            generator_temperature=check_real(self.generator_temperature, "generator_temperature", minimum=0.0),
+            sut_temperature=check_real(self.sut_temperature, "sut_temperature", minimum=0.0),
+            random_seed=check_int(self.random_seed, "random_seed"),
+            max_prompt_chars=check_positive_int(self.max_prompt_chars, "max_prompt_chars"),
+            parallel_searches=check_positive_int(self.parallel_searches, "parallel_searches"),
+        )
 
     @property
     def lam(self) -> int:
@@ -99,25 +102,9 @@ class SearchConfig:
         """Mutant slots per search after the seed's own evaluation: iterations x lambda."""
         return self.iterations * self.lam
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SearchConfig:
-        """The configuration recorded in a run file's head; unknown keys are an error (another version)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown search settings {sorted(unknown)}: the run file was written by another "
-                             "evotox version")
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
-
     def replace(self, **changes: Any) -> SearchConfig:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return SearchConfig(**values)
+        """A copy with some settings changed (checked again)."""
+        return dataclasses.replace(self, **changes)
 
 
 def check_seeds(seeds: Sequence[str]) -> list[str]:

@@ -29,7 +29,8 @@ from evotox.archive import read_run
 from evotox.config import BASELINES, METHODS, VARIANTS
 from evotox.diversity import mean_pairwise_distance
 from evotox.stats import compare
-from shared_utils.atomic import atomic_write_text, atomic_write_via
+from shared_utils.atomic import atomic_write_text
+from shared_utils.figures import new_figure, save_png
 from shared_utils.tables import markdown_table
 
 __all__ = ["Report", "SearchRecord", "build_report", "load_searches", "write_report"]
@@ -186,13 +187,10 @@ def _csv(searches: list[SearchRecord]) -> str:
 def plot(searches: list[SearchRecord], path: str | os.PathLike[str]) -> Path:
     """PNG of the mean best toxicity against iteration per search method, with a 95 % t-interval band over
     seeds; the seeds-as-they-are and jailbreak baselines as dashed lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.stats import t as student
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure = new_figure(figsize=(7, 4.5))
+    axes = figure.add_subplot()
     for method in ("vanilla", "informed", "gaslighting", "memory", "random"):
         curves = np.array([s.trajectory for s in searches if s.method == method and s.complete])
         if curves.size == 0:
@@ -214,10 +212,7 @@ def plot(searches: list[SearchRecord], path: str | os.PathLike[str]) -> Path:
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    try:
-        return atomic_write_via(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
-    finally:
-        plt.close(figure)
+    return save_png(figure, path)
 
 
 def write_report(report: Report, prefix: str | os.PathLike[str]) -> list[Path]:

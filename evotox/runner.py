@@ -9,48 +9,81 @@ from __future__ import annotations
 
 import os
 import time
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from evotox.archive import RunFileError, RunWriter, describe_models, model_changes, new_header
 from evotox.backends.base import LanguageModel
 from evotox.config import SearchConfig, check_seeds
 from evotox.fitness import Oracle
 from evotox.search import Engine, SearchResult, steps_per_search
+from llmkit.oracles import OracleSpec
+from shared_utils.records import KindSpec, Record, Registry, S, record_from_dict, set_checked
 
-__all__ = ["RunSpec", "RunSummary", "backend_spec", "build_backend", "build_oracle", "default_seeds_file", "read_seeds",
-           "resume_run", "start_run"]
+__all__ = ["BACKENDS", "BackendSpec", "RunSpec", "RunSummary", "backend_spec", "build_backend", "build_oracle",
+           "default_seeds_file", "read_seeds", "resume_run", "start_run"]
+
+#: The backends by name (``--sut`` / ``--generator`` kinds), each imported only when built.
+BACKENDS = Registry("backend", {
+    "local": "evotox.backends.local:LocalBackend",
+    "http": "evotox.backends.http:HTTPBackend",
+    "llamacpp": "evotox.runner:_llamacpp",
+})
+
+
+@dataclass(frozen=True)
+class BackendSpec(KindSpec):
+    """A backend by kind and options, saved flat: ``{"kind": "local", "model": None | path}``, ``{"kind":
+    "http", "base_url": url or [urls], "model": name, "endpoint": "chat" | "completions", "api_key_env": name
+    | None, ...}`` or ``{"kind": "llamacpp", "model": path}``; options are the backend class's arguments."""
+
+    kind: str = "local"
+    registry: ClassVar[Registry] = BACKENDS
+
+
+def _local_default() -> BackendSpec:
+    return BackendSpec("local", {"model": None})
+
 
 @dataclass
-class RunSpec:
-    """What a run does: its seeds, its search settings and which models play which role.
-
-    A backend spec is a dict: ``{"kind": "local", "model": None | path}``, ``{"kind": "http", "base_url":
-    url or [urls], "model": name, "endpoint": "chat" | "completions", "api_key_env": name | None, ...}``
-    or ``{"kind": "llamacpp", "model": path}``. An oracle spec: ``{"kind": "jigsaw" | "profanity" |
-    "perspective", ...options}``."""
+class RunSpec(Record):
+    """What a run does: its seeds, its search settings and which models play which role (saved in the run
+    file's head by :meth:`to_dict`; plain dicts given for the specs are read as specs)."""
 
     seeds: list[str]
     search: SearchConfig = field(default_factory=SearchConfig)
-    sut: dict[str, Any] = field(default_factory=lambda: {"kind": "local", "model": None})
-    generator: dict[str, Any] = field(default_factory=lambda: {"kind": "local", "model": None})
-    oracle: dict[str, Any] = field(default_factory=lambda: {"kind": "jigsaw"})
+    sut: BackendSpec = field(default_factory=_local_default)
+    generator: BackendSpec = field(default_factory=_local_default)
+    oracle: OracleSpec = field(default_factory=OracleSpec)
     seeds_file: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {"seeds": list(self.seeds), "seeds_file": self.seeds_file, "search": self.search.to_json(),
-                "sut": dict(self.sut), "generator": dict(self.generator), "oracle": dict(self.oracle)}
+    def __post_init__(self) -> None:
+        if not isinstance(self.search, SearchConfig):
+            raise TypeError(f"search must be a SearchConfig, got {type(self.search).__name__}")
+        set_checked(self, seeds=check_seeds(self.seeds), sut=_spec(BackendSpec, self.sut, "sut"),
+                    generator=_spec(BackendSpec, self.generator, "generator"),
+                    oracle=_spec(OracleSpec, self.oracle, "oracle"))
+        if self.seeds_file is not None and not isinstance(self.seeds_file, str):
+            raise TypeError(f"seeds_file must be a path string or None, got {self.seeds_file!r}")
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RunSpec:
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        """The run description of a run file's head; an incomplete or unknown one is a :class:`RunFileError`."""
         try:
-            return cls(seeds=list(data["seeds"]), search=SearchConfig.from_json(data["search"]), sut=dict(data["sut"]),
-                       generator=dict(data["generator"]), oracle=dict(data["oracle"]),
-                       seeds_file=data.get("seeds_file"))
-        except (KeyError, TypeError) as error:
-            raise RunFileError(f"the run file's head lacks a complete run description ({error})") from None
+            return typing.cast(RunSpec, record_from_dict(cls, data, what="run description"))
+        except (TypeError, ValueError) as error:
+            raise RunFileError(f"the run file's head lacks a complete, valid run description ({error})") from None
+
+
+def _spec(cls: type[S], value: object, name: str) -> S:
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return cls.from_dict(value)
+    raise TypeError(f"{name} must be a {cls.__name__} or its dict, got {type(value).__name__}")
 
 
 @dataclass
@@ -88,55 +121,48 @@ def read_seeds(path: str | os.PathLike[str], *, limit: int | None = None) -> lis
     return seeds[:limit] if limit is not None else seeds
 
 
-def backend_spec(text: str, **http_options: Any) -> dict[str, Any]:
+def backend_spec(text: str, **http_options: Any) -> BackendSpec:
     """A backend spec from its command-line form: ``local``, ``local:PATH``, ``http:URL[,URL...]``,
     ``llamacpp:PATH``; ``http_options`` (model, endpoint, api_key_env, timeout, ...) apply to ``http``."""
     kind, _, rest = text.partition(":")
     if kind == "local":
-        return {"kind": "local", "model": rest or None}
+        return BackendSpec("local", {"model": rest or None})
     if kind == "llamacpp":
         if not rest:
             raise ValueError("llamacpp needs a GGUF file: llamacpp:/path/model.gguf")
-        return {"kind": "llamacpp", "model": rest}
+        return BackendSpec("llamacpp", {"model": rest})
     if kind == "http":
         if not rest:
             raise ValueError("http needs the server's URL: http:http://127.0.0.1:8000/v1")
         urls = rest.split(",")
-        return {"kind": "http", "base_url": urls if len(urls) > 1 else urls[0], **http_options}
+        return BackendSpec("http", {"base_url": urls if len(urls) > 1 else urls[0], **http_options})
     raise ValueError(f"unknown backend {text!r}; use local, local:PATH, http:URL or llamacpp:PATH")
 
 
-def build_backend(spec: Mapping[str, Any], loaded: dict[str, LanguageModel] | None = None) -> LanguageModel:
+def build_backend(spec: BackendSpec | Mapping[str, Any],
+                  loaded: dict[str, LanguageModel] | None = None) -> LanguageModel:
     """The backend a spec names; ``loaded`` caches local models by path so SUT and generator share one."""
-    kind = spec.get("kind")
-    options = {k: v for k, v in spec.items() if k != "kind"}
-    if kind == "local":
-        key = f"local:{options.get('model')}"
-        if loaded is not None and key in loaded:
-            return loaded[key]
-        from evotox.backends.local import LocalBackend
-
-        backend: LanguageModel = LocalBackend(options.get("model"), **{k: v for k, v in options.items() if k != "model"})
-        if loaded is not None:
-            loaded[key] = backend
-        return backend
-    if kind == "http":
-        from evotox.backends.http import HTTPBackend
-
-        return HTTPBackend(options.pop("base_url"), **options)
-    if kind == "llamacpp":
-        from evotox.backends.llamacpp import LlamaCppBackend
-
-        return LlamaCppBackend(options.pop("model"), **options)
-    raise ValueError(f"unknown backend kind {kind!r}; use local, http or llamacpp")
+    spec = _spec(BackendSpec, spec, "backend spec")
+    key = f"local:{spec.get('model')}" if spec.kind == "local" else None
+    if key is not None and loaded is not None and key in loaded:
+        return loaded[key]
+    backend = typing.cast(LanguageModel, spec.build())
+    if key is not None and loaded is not None:
+        loaded[key] = backend
+    return backend
 
 
-def build_oracle(spec: Mapping[str, Any]) -> Oracle:
-    """The toxicity oracle a spec names, through :func:`llmkit.oracles.make_oracle`: ``jigsaw`` (default,
+def _llamacpp(model: str, **options: Any) -> LanguageModel:
+    """The llama.cpp backend of a spec, whose GGUF file is its ``model`` option."""
+    from evotox.backends.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend(model, **options)
+
+
+def build_oracle(spec: OracleSpec | Mapping[str, Any]) -> Oracle:
+    """The toxicity oracle a spec names (see :data:`llmkit.oracles.ORACLES`): ``jigsaw`` (default,
     offline), ``profanity`` (offline) or ``perspective`` (HTTP, key from ``$PERSPECTIVE_API_KEY``)."""
-    from llmkit.oracles import make_oracle
-
-    return make_oracle(str(spec.get("kind")), **{k: v for k, v in spec.items() if k != "kind"})
+    return typing.cast(Oracle, _spec(OracleSpec, spec, "oracle spec").build())
 
 
 def start_run(spec: RunSpec, path: str | os.PathLike[str], *, progress: bool = True) -> RunSummary:
@@ -147,7 +173,7 @@ def start_run(spec: RunSpec, path: str | os.PathLike[str], *, progress: bool = T
     loaded: dict[str, LanguageModel] = {}
     sut, generator = build_backend(spec.sut, loaded), build_backend(spec.generator, loaded)
     oracle = build_oracle(spec.oracle)
-    header = new_header(spec.to_json(), {"sut": sut.describe(), "generator": generator.describe(),
+    header = new_header(spec.to_dict(), {"sut": sut.describe(), "generator": generator.describe(),
                                          "oracle": _describe(oracle)})
     with RunWriter(path, header) as writer:
         return _execute(spec, sut, generator, oracle, writer, [], progress)
@@ -160,7 +186,7 @@ def resume_run(path: str | os.PathLike[str], *, progress: bool = True,
     with RunWriter(path) as writer:  # locks the file first: a second resume of it fails here, at once
         run = writer.run
         assert run is not None
-        spec = RunSpec.from_json(run.config)
+        spec = RunSpec.from_dict(run.config)
         if parallel_searches is not None:
             spec.search = spec.search.replace(parallel_searches=parallel_searches)
         loaded: dict[str, LanguageModel] = {}

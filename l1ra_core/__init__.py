@@ -22,12 +22,14 @@ NumPy arrays, CPU tensors of PyTorch, JAX arrays.
 
 from l1ra_core.allocation import AdapterPlan, AllocationPlan, allocate
 from l1ra_core.config import L1RAConfig
+from l1ra_core.plot import plot_rank_heatmap
 from l1ra_core.proximal import prox_elastic_net, prox_l1, soft_threshold
 from l1ra_core.report import RankEntry, RankReport, rank_report
 from l1ra_core.schedules import ReallocationSchedule
 from l1ra_core.spectra import adapter_singular_values, energy_kept, spectral_budget, truncate_adapter
 
 __all__ = [
+    "plot_rank_heatmap",
     "AdapterPlan",
     "AllocationPlan",
     "L1RAConfig",

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from l1ra_core.config import L1RAConfig
+from shared_utils.checks import check_int
 from shared_utils.hashing import file_sha256
+from shared_utils.records import set_checked
 
 __all__ = [
     "CONFIG_FILE",
@@ -62,7 +64,20 @@ class AdapterMetadata:
     config: L1RAConfig
     ranks: dict[str, int]
     shapes: dict[str, tuple[int, int]]
-    weights_sha256: str = ""  # as recorded in a file read; a writer passes it to to_json
+    weights_sha256: str = ""  # the SHA-256 of the weights file this metadata describes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, L1RAConfig):
+            raise TypeError(f"config must be an L1RAConfig, got {type(self.config).__name__}")
+        if set(self.ranks) != set(self.shapes):
+            raise ValueError("ranks and shapes must name the same modules")
+        set_checked(
+            self,
+            ranks={name: check_int(rank, f"ranks[{name!r}]", minimum=1) for name, rank in self.ranks.items()},
+            shapes={name: (check_int(shape[0], f"shapes[{name!r}]", minimum=1),
+                           check_int(shape[1], f"shapes[{name!r}]", minimum=1)) for name, shape in self.shapes.items()},
+            weights_sha256=str(self.weights_sha256),
+        )
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
         """The shape every tensor of the weights file must have, by tensor name."""
@@ -74,18 +89,57 @@ class AdapterMetadata:
             expected[f"{name}.gate"] = (rank,)
         return expected
 
-    def to_json(self, weights_sha256: str) -> str:
-        """The content of ``l1ra_config.json`` for a weights file with this SHA-256."""
-        meta = {
+    def to_dict(self) -> dict[str, Any]:
+        """The content of ``l1ra_config.json`` (its keys are the file format's, checksum included)."""
+        meta: dict[str, Any] = {
             "format": "l1ra",
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "rank_pattern": dict(sorted(self.ranks.items())),
             "shapes": {name: list(shape) for name, shape in sorted(self.shapes.items())},
-            "weights_sha256": weights_sha256,
+            "weights_sha256": self.weights_sha256,
         }
         meta["metadata_sha256"] = json_digest(meta)
-        return json.dumps(meta, indent=2, sort_keys=True) + "\n"
+        return meta
+
+    @classmethod
+    def from_dict(cls, meta: Any, *, source: str | os.PathLike[str] = CONFIG_FILE) -> AdapterMetadata:
+        """The metadata :meth:`to_dict` wrote, checked; :class:`AdapterFileError` naming ``source`` if wrong
+        (another format version, a missing or unknown key, a checksum mismatch, an invalid config)."""
+        path = source
+        if not isinstance(meta, dict):
+            raise AdapterFileError(f"{path} must hold a JSON object, got {type(meta).__name__}")
+        if meta.get("format") != "l1ra" or meta.get("format_version") != FORMAT_VERSION:
+            raise AdapterFileError(
+                f"{path} has format {meta.get('format')!r} version {meta.get('format_version')!r}; this library "
+                f"reads l1ra version {FORMAT_VERSION} (save the adapters again with this version)"
+            )
+        required = {"config", "rank_pattern", "shapes", "weights_sha256", "metadata_sha256"}
+        missing = sorted(required - set(meta))
+        if missing:
+            raise AdapterFileError(f"{path} lacks the keys {missing}; the file is incomplete")
+        unknown = sorted(set(meta) - required - {"format", "format_version"}, key=str)
+        if unknown:
+            raise AdapterFileError(f"{path} has unknown keys {unknown}; it was written by another version")
+        if meta["metadata_sha256"] != json_digest(meta):
+            raise AdapterFileError(f"{path} does not match its own checksum: it was edited or damaged after saving")
+        try:
+            config = L1RAConfig.from_dict(meta["config"])
+        except (TypeError, ValueError) as error:
+            raise AdapterFileError(f"{path}: the saved config is invalid: {error}") from None
+        ranks, shapes = meta["rank_pattern"], meta["shapes"]
+        if not isinstance(ranks, dict) or not isinstance(shapes, dict) or set(ranks) != set(shapes) or not ranks:
+            raise AdapterFileError(f"{path}: rank_pattern and shapes must name the same, non-empty set of modules")
+        for name in ranks:
+            rank, shape = ranks[name], shapes[name]
+            if not _is_int(rank, 1) or not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(s, 1) for s in shape)):
+                raise AdapterFileError(
+                    f"{path}: module {name!r} has rank {rank!r} and shape {shape!r}; a rank is an int >= 1 and a "
+                    "shape a list [in_features, out_features] of ints >= 1"
+                )
+        return cls(
+            config, dict(ranks), {name: (shape[0], shape[1]) for name, shape in shapes.items()}, str(meta["weights_sha256"])
+        )
 
 
 def read_metadata(directory: str | os.PathLike[str]) -> AdapterMetadata:
@@ -105,36 +159,7 @@ def read_metadata(directory: str | os.PathLike[str]) -> AdapterMetadata:
         meta = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise AdapterFileError(f"{path} is not valid UTF-8 JSON ({error}); the file is damaged") from None
-    if not isinstance(meta, dict):
-        raise AdapterFileError(f"{path} must hold a JSON object, got {type(meta).__name__}")
-    if meta.get("format") != "l1ra" or meta.get("format_version") != FORMAT_VERSION:
-        raise AdapterFileError(
-            f"{path} has format {meta.get('format')!r} version {meta.get('format_version')!r}; this library "
-            f"reads l1ra version {FORMAT_VERSION} (save the adapters again with this version)"
-        )
-    required = {"config", "rank_pattern", "shapes", "weights_sha256", "metadata_sha256"}
-    missing = sorted(required - set(meta))
-    if missing:
-        raise AdapterFileError(f"{path} lacks the keys {missing}; the file is incomplete")
-    if meta["metadata_sha256"] != json_digest(meta):
-        raise AdapterFileError(f"{path} does not match its own checksum: it was edited or damaged after saving")
-    try:
-        config = L1RAConfig.from_dict(meta["config"])
-    except (TypeError, ValueError) as error:
-        raise AdapterFileError(f"{path}: the saved config is invalid: {error}") from None
-    ranks, shapes = meta["rank_pattern"], meta["shapes"]
-    if not isinstance(ranks, dict) or not isinstance(shapes, dict) or set(ranks) != set(shapes) or not ranks:
-        raise AdapterFileError(f"{path}: rank_pattern and shapes must name the same, non-empty set of modules")
-    for name in ranks:
-        rank, shape = ranks[name], shapes[name]
-        if not _is_int(rank, 1) or not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(s, 1) for s in shape)):
-            raise AdapterFileError(
-                f"{path}: module {name!r} has rank {rank!r} and shape {shape!r}; a rank is an int >= 1 and a "
-                "shape a list [in_features, out_features] of ints >= 1"
-            )
-    return AdapterMetadata(
-        config, dict(ranks), {name: (shape[0], shape[1]) for name, shape in shapes.items()}, str(meta["weights_sha256"])
-    )
+    return AdapterMetadata.from_dict(meta, source=path)
 
 
 def check_weights(directory: str | os.PathLike[str], metadata: AdapterMetadata) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from l1ra_core.schedules import ReallocationSchedule, check_schedule_settings
 from shared_utils.checks import check_int, check_nonnegative, check_real
+from shared_utils.records import Record, record_from_dict, set_checked
 
 #: The largest LoRA alpha accepted: usual values are 1 to a few hundred; far above this the scale
 #: ``alpha / initial_rank`` overflows half precision (65504) and then float32, giving inf outputs.
@@ -35,7 +37,7 @@ def compile_target_pattern(pattern: str) -> re.Pattern[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class L1RAConfig:
+class L1RAConfig(Record):
     """Hyper-parameters of L1RA adapters and of their rank controller.
 
     Attributes:
@@ -94,18 +96,33 @@ class L1RAConfig:
             raise ValueError("target_modules is empty: name at least one module, e.g. ['query', 'value']")
         if isinstance(self.target_modules, str):
             compile_target_pattern(self.target_modules)
-        check_int(self.initial_rank, "initial_rank", minimum=1)
-        check_real(self.alpha, "alpha", minimum=0.0, maximum=MAX_ALPHA, exclusive_minimum=True)
-        if not check_nonnegative(self.dropout, "dropout") < 1.0:
+
+        def optional(check: Any, name: str, **bounds: Any) -> Any:
+            value = getattr(self, name)
+            return None if value is None else check(value, name, **bounds)
+
+        set_checked(
+            self,
+            initial_rank=check_int(self.initial_rank, "initial_rank", minimum=1),
+            alpha=check_real(self.alpha, "alpha", minimum=0.0, maximum=MAX_ALPHA, exclusive_minimum=True),
+            dropout=check_nonnegative(self.dropout, "dropout"),
+            budget=optional(check_int, "budget", minimum=0),
+            l1_lambda=check_nonnegative(self.l1_lambda, "l1_lambda"),
+            gate_lr=optional(check_nonnegative, "gate_lr"),
+            threshold=check_nonnegative(self.threshold, "threshold"),
+            min_rank=check_int(self.min_rank, "min_rank", minimum=1),
+            update_interval=optional(check_int, "update_interval", minimum=1),
+            update_fraction=optional(check_real, "update_fraction", minimum=0.0, exclusive_minimum=True,
+                                     maximum=1.0),
+            total_steps=optional(check_int, "total_steps", minimum=1),
+            warmup_steps=check_int(self.warmup_steps, "warmup_steps", minimum=0),
+            seed=check_int(self.seed, "seed", minimum=0),
+            init_seed=optional(check_int, "init_seed", minimum=0),
+        )
+        if not self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.budget is not None:
-            check_int(self.budget, "budget", minimum=0)
-        check_nonnegative(self.l1_lambda, "l1_lambda")
-        if self.gate_lr is not None:
-            check_nonnegative(self.gate_lr, "gate_lr")
-        if not check_nonnegative(self.threshold, "threshold") < 1.0:
+        if not self.threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1), got {self.threshold!r}")
-        check_int(self.min_rank, "min_rank", minimum=1)
         if self.update_interval is not None and self.update_fraction is not None:
             object.__setattr__(self, "update_fraction", None)  # the fraction has a default; the interval wins
         if self.update_interval is None and self.update_fraction is None:
@@ -114,9 +131,6 @@ class L1RAConfig:
                 "set update_interval (steps) or update_fraction (share of total_steps)"
             )
         check_schedule_settings(self.update_interval, self.update_fraction, self.total_steps, self.warmup_steps)
-        check_int(self.seed, "seed", minimum=0)
-        if self.init_seed is not None:
-            check_int(self.init_seed, "init_seed", minimum=0)
 
     @property
     def scaling(self) -> float:
@@ -136,22 +150,9 @@ class L1RAConfig:
         """Return a copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of every field (tuples become lists)."""
-        out = dataclasses.asdict(self)
-        if isinstance(self.target_modules, tuple):
-            out["target_modules"] = list(self.target_modules)
-        return out
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> L1RAConfig:
         """Inverse of :meth:`to_dict`; fields left out take their defaults, unknown keys are an error."""
-        if not isinstance(data, Mapping):
-            raise TypeError(f"an L1RAConfig is read from a mapping of field -> value, got {type(data).__name__}")
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known, key=str)
-        if unknown:
-            raise ValueError(f"unknown L1RAConfig fields {unknown}; known fields: {sorted(known)}")
-        if "target_modules" not in data:
+        if isinstance(data, Mapping) and "target_modules" not in data:
             raise ValueError("an L1RAConfig needs target_modules (the modules that get an adapter)")
-        return cls(**data)
+        return typing.cast(L1RAConfig, record_from_dict(cls, data))

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from sfbow import sts_benchmark
-from sfbow.evaluation import split_lines
 from sfbow.model import SFBoW
 from sfbow.similarities import cosine, fuzzy_jaccard
 from sfbow.universe import DEFAULT_N_WORDS, STRATEGIES, read_universe_file
@@ -39,6 +37,11 @@ MEASURES = {"fuzzy_jaccard": fuzzy_jaccard, "cosine": cosine}
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sfbow`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sts"]:  # its own parser, imported only now (see _add_sts_command)
+        from sfbow import sts_benchmark
+
+        return sts_benchmark.main(argv[1:], prog="sfbow sts")
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
@@ -104,11 +107,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_sts_command(commands: argparse._SubParsersAction) -> None:
-    sts = commands.add_parser("sts", help="run the STS benchmark table (methods x datasets)",
-                              description=(sts_benchmark.__doc__ or "").split("\n\n")[0] + "\n\n"
-                              + sts_benchmark.WHERE_TO_GET, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sts_benchmark.add_arguments(sts)
-    sts.set_defaults(handler=sts_benchmark.run)
+    # Listed here for `sfbow --help` only: main() hands `sfbow sts ...` to the STS study's own parser, so
+    # its code (baselines, datasets, tqdm) is imported only when that command runs.
+    commands.add_parser("sts", help="run the STS benchmark table (methods x datasets); see sfbow sts --help",
+                        add_help=False)
 
 
 def _add_model_option(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +139,8 @@ def _encode(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise FileNotFoundError(f"input file not found: {path}")
         raw, source = path.read_bytes(), path
+    from sfbow.evaluation import split_lines  # with scipy.stats: imported only by the command that reads lines
+
     lines = [line for _, line in split_lines(raw, source)]
     model = _load_model(args.model)
     vectors = model.encode(lines, show_progress=False if args.no_progress else None)

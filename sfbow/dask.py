@@ -13,13 +13,15 @@ Every partition is encoded by the native path of :meth:`SFBoW.encode` with one t
 Dask's worker processes are the parallelism (``LocalCluster(n_workers=..., threads_per_worker=1)``).
 Results are lazy Dask collections, one row per input in input order; write them with Dask's own writers
 (``vectors.to_zarr(url)``, ``frame.to_parquet(path)``) so that a job larger than memory streams to disk.
-The ``encode_*`` functions take the model as a path or a :class:`ModelFile` and ``client=`` as
-:func:`prepare_model` does. Needs the ``dask`` extra: ``pip install 'sfbow[dask]'``.
+The ``encode_*`` functions take the model as :func:`prepare_model` does (nothing for the embedded default
+model, ``"minilm"``, a path or a :class:`ModelFile`) and ``client=`` likewise. Needs the ``dask`` extra:
+``pip install 'sfbow[dask]'``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import os
 import threading
@@ -40,6 +42,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sfbow.dask needs Dask with arrays, bags and dataframes: pip install 'sfbow[dask]'") from exc
 
+from sfbow.distill import PRETRAINED, pretrained_file
 from sfbow.model import SFBoW
 from shared_utils.checks import check_positive_int, check_real
 from shared_utils.hashing import file_sha256
@@ -113,6 +116,36 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: The path a :class:`ModelFile` carries for the embedded default model: each worker builds that model
+#: itself (it is part of the package, no file to send); its ``sha256`` names the sfbow version instead.
+DEFAULT_MODEL = "<sfbow default model>"
+
+
+def _default_identity() -> str:
+    from sfbow import __version__
+
+    return f"sfbow {__version__} default model"
+
+
+@functools.lru_cache(maxsize=1)
+def _default_on_worker() -> SFBoW:
+    from sfbow import default_model
+
+    model = default_model()
+    model.encode(["warm up"], n_threads=1, show_progress=False)
+    return model
+
+
+def worker_model(path: str, sha256: str) -> SFBoW:
+    """The model a task names: the embedded default one (built once per process) or a checked file's."""
+    if path != DEFAULT_MODEL:
+        return cached_model(path, sha256)
+    if sha256 != _default_identity():
+        raise ModelUnavailableError(f"this worker has {_default_identity()}, the client {sha256}: install the "
+                                    "same sfbow version on every worker")
+    return _default_on_worker()
+
+
 def worker_cache_info() -> dict[str, Any]:
     """This process's cache: the checksums held (oldest first) and how often each file was loaded."""
     with _CACHE_LOCK:
@@ -120,14 +153,18 @@ def worker_cache_info() -> dict[str, Any]:
 
 
 def _load_on_worker(path: str, sha256: str) -> int:
-    return cached_model(path, sha256).dim
+    return worker_model(path, sha256).dim
 
 
 # -- submission ---------------------------------------------------------------------------------------
 
-def prepare_model(model: str | os.PathLike[str] | ModelFile, *, client: Any = None,
+def prepare_model(model: str | os.PathLike[str] | ModelFile | None = None, *, client: Any = None,
                   timeout: float = 300.0) -> ModelFile:
     """Check a model file and load it on every worker now; return the :class:`ModelFile` tasks carry.
+
+    ``model``: ``None`` for the embedded default model (as :func:`sfbow.encode`; every worker builds it),
+    a pretrained name such as ``"minilm"`` (built into its cache file here on first use, as
+    :func:`sfbow.distill.pretrained` does, then sent as that file), a model file's path or a ModelFile.
 
     ``client``: a ``dask.distributed.Client``; default: the current one if there is one, else the model is
     loaded in this process (for Dask's local schedulers); ``False``: this process only, even when a client
@@ -139,7 +176,11 @@ def prepare_model(model: str | os.PathLike[str] | ModelFile, *, client: Any = No
     timeout = check_real(timeout, "timeout", minimum=0.0, exclusive_minimum=True)
     if isinstance(model, ModelFile):
         path, sha256 = model.path, model.sha256
+    elif model is None:
+        path, sha256 = DEFAULT_MODEL, _default_identity()
     else:
+        if isinstance(model, str) and model in PRETRAINED and not Path(model).exists():
+            model = pretrained_file(model)
         path = os.path.abspath(os.fspath(model))
         if not Path(path).is_file():
             raise FileNotFoundError(f"model file not found: {path} (write one with SFBoW.save)")
@@ -149,7 +190,7 @@ def prepare_model(model: str | os.PathLike[str] | ModelFile, *, client: Any = No
             raise ModelUnavailableError(f"cannot read the model file {path} on the client: {exc}") from exc
     client = _current_client() if client is None else client
     if client is None or client is False:
-        return ModelFile(path, sha256, cached_model(path, sha256).dim)
+        return ModelFile(path, sha256, worker_model(path, sha256).dim)
     dims = _run_on_workers(client, path, sha256, timeout)
     return ModelFile(path, sha256, dims.pop())
 
@@ -205,7 +246,7 @@ def _encode_block(sentences: Any, path: str, sha256: str, n_threads: int, batch_
         sentences = sentences.tolist()
     elif not isinstance(sentences, Sequence):  # a bag partition may be an iterator
         sentences = list(sentences)
-    return cached_model(path, sha256).encode(sentences, n_threads=n_threads, batch_size=batch_size,
+    return worker_model(path, sha256).encode(sentences, n_threads=n_threads, batch_size=batch_size,
                                              show_progress=False)
 
 
@@ -230,7 +271,7 @@ def _options(n_threads: int, batch_size: int) -> tuple[int, int]:
 
 # -- the public encoders ------------------------------------------------------------------------------
 
-def encode_bag(bag: db.Bag, model: str | os.PathLike[str] | ModelFile, *, lengths: bool = False,
+def encode_bag(bag: db.Bag, model: str | os.PathLike[str] | ModelFile | None = None, *, lengths: bool = False,
                n_threads: int = 1, batch_size: int = 65_536, client: Any = None) -> da.Array:
     """Encode a bag of strings into a lazy ``(n, K)`` float32 Dask array, one chunk per partition, in order.
 
@@ -252,7 +293,7 @@ def encode_bag(bag: db.Bag, model: str | os.PathLike[str] | ModelFile, *, length
     return da.concatenate(blocks, axis=0, allow_unknown_chunksizes=True)
 
 
-def encode_array(strings: da.Array, model: str | os.PathLike[str] | ModelFile, *, n_threads: int = 1,
+def encode_array(strings: da.Array, model: str | os.PathLike[str] | ModelFile | None = None, *, n_threads: int = 1,
                  batch_size: int = 65_536, client: Any = None) -> da.Array:
     """Encode a 1-D Dask array of strings into an ``(n, K)`` float32 array with the same row chunks."""
     if not isinstance(strings, da.Array) or strings.ndim != 1:
@@ -267,7 +308,7 @@ def encode_array(strings: da.Array, model: str | os.PathLike[str] | ModelFile, *
                          meta=np.empty((0, ref.dim), dtype=np.float32))
 
 
-def encode_frame(frame: dd.DataFrame | dd.Series, model: str | os.PathLike[str] | ModelFile, *,
+def encode_frame(frame: dd.DataFrame | dd.Series, model: str | os.PathLike[str] | ModelFile | None = None, *,
                  column: str | None = None, prefix: str = "v", n_threads: int = 1, batch_size: int = 65_536,
                  client: Any = None) -> dd.DataFrame:
     """Encode a text column into a Dask dataframe of K float32 columns ``{prefix}0 .. {prefix}K-1``.

@@ -23,7 +23,7 @@ from sfbow.subword import DEFAULT_TABLE_WORDS, load_model2vec
 from sfbow.wordpiece import WordPieceTokenizer
 from shared_utils.checks import check_int, check_positive_int
 
-__all__ = ["PRETRAINED", "RECOMMENDED", "cache_dir", "check_sentence_transformer", "distill", "pretrained"]
+__all__ = ["PRETRAINED", "RECOMMENDED", "cache_dir", "check_sentence_transformer", "distill", "pretrained", "pretrained_file"]
 
 #: The SFBoW settings for distilled vectors, chosen on STS-B dev (Spearman 78.6): no PCA in the
 #: distillation (all 384 dimensions), a pca universe of K = 160, unit-length piece vectors. The weighting
@@ -104,18 +104,27 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SFBOW_CACHE") or Path.home() / ".cache" / "sfbow")
 
 
+def pretrained_file(name: str = "minilm", *, cache: str | os.PathLike[str] | None = None, build: bool = True) -> Path:
+    """The cache file of the distilled model ``name``, built first if it is missing and ``build`` is true
+    (``sfbow.dask`` sends this file to its workers)."""
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained model {name!r}; choose one of {sorted(PRETRAINED)}")
+    path = (Path(cache) if cache is not None else cache_dir()) / f"{name}-{PRETRAINED[name][1]}.sfbow.npz"
+    if build and not path.is_file():
+        pretrained(name, cache=cache)
+    return path
+
+
 def pretrained(name: str = "minilm", *, cache: str | os.PathLike[str] | None = None,
                memberships: str = "float16", weighting: Any = "auto") -> SFBoW:
     """The distilled model ``name`` (see :data:`PRETRAINED`): read from the cache, or built and cached first.
 
     ``weighting`` (see :class:`SFBoW`; ``"none"``: the unweighted model of pre-weighting sfbow) is applied at load
     time, so a cached file serves every weighting without distilling again."""
-    if name not in PRETRAINED:
-        raise ValueError(f"unknown pretrained model {name!r}; choose one of {sorted(PRETRAINED)}")
-    package, tag = PRETRAINED[name]
-    path = (Path(cache) if cache is not None else cache_dir()) / f"{name}-{tag}.sfbow.npz"
+    path = pretrained_file(name, cache=cache, build=False)
     if path.is_file():
         return SFBoW.load(path, memberships=memberships, weighting=weighting)
+    package, _ = PRETRAINED[name]
     try:
         module = __import__(package)
     except ImportError as exc:

@@ -23,7 +23,6 @@ import csv
 import dataclasses
 import datetime
 import importlib.util
-import io
 import json
 import math
 import os
@@ -49,6 +48,7 @@ from sfbow.evaluation import (
 from sfbow.model import SFBoW
 from sfbow.vectors import default_vectors
 from shared_utils.atomic import atomic_write
+from shared_utils.figures import new_figure, png_bytes
 from shared_utils.tables import markdown_table
 
 __all__ = ["DATA_FILES", "DATA_ENV", "METHODS", "Method", "add_arguments", "find_datasets", "main", "run"]
@@ -338,12 +338,8 @@ def _rounded(value: float | None, digits: int) -> float | str:
 
 def _chart(document: dict[str, Any]) -> bytes:
     """A grouped horizontal bar chart (Spearman x 100), as PNG bytes; no global pyplot state."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     datasets, methods = document["datasets"], list(document["methods"].values())
-    figure = Figure(figsize=(9, 0.5 + 0.32 * len(methods) * max(1, len(datasets)) ** 0.5 + 1))
-    FigureCanvasAgg(figure)
+    figure = new_figure(figsize=(9, 0.5 + 0.32 * len(methods) * max(1, len(datasets)) ** 0.5 + 1))
     axes = figure.add_subplot()
     height = 0.8 / len(datasets)
     for j, dataset in enumerate(datasets):
@@ -356,9 +352,7 @@ def _chart(document: dict[str, Any]) -> bytes:
     axes.set_title("STS: SFBoW and baselines (GloVe 6B 50d)")
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
+    return png_bytes(figure, dpi=110)
 
 
 def _finite(value: Any) -> Any:
@@ -459,9 +453,10 @@ def _unwritable_folder(out: Path) -> str | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None, *, data: Path | None = None, out: Path | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, data: Path | None = None, out: Path | None = None,
+         prog: str = "sts") -> int:
     """Parse ``argv`` (with ``data`` / ``out`` as the defaults of ``--data`` / ``--out``) and :func:`run`."""
-    parser = argparse.ArgumentParser(prog="sts", description=(__doc__ or "").split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n\n")[0],
                                      epilog=WHERE_TO_GET, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, data=data, out=out)
     return run(parser.parse_args(argv))

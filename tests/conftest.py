@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the real STS data lives."""
+"""Shared test fixtures: where the real STS data lives (see :mod:`shared_utils.data`)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-#: ``../shared/sts/stsbenchmark`` beside the repository, as CI lays it out.
-STSB_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "sts" / "stsbenchmark"
+from shared_utils.data import data_path, missing_data
+
+#: ``sts/stsbenchmark`` under the data root (``$SFBOW_DATA_DIR``, else ``../shared`` beside the repository).
+STSB_DIR = data_path("sts", "stsbenchmark")
 
 
 @pytest.fixture(scope="session")
 def stsb_dir() -> Path:
     if not (STSB_DIR / "sts-dev.csv").is_file():
-        pytest.skip(f"STS Benchmark not found at {STSB_DIR} (expected ../shared/sts/stsbenchmark beside the repo)")
+        pytest.skip(missing_data(STSB_DIR / "sts-dev.csv"))
     return STSB_DIR
 
 

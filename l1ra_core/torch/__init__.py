@@ -24,6 +24,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("l1ra_core.torch needs PyTorch and safetensors: pip install sfbow[torch]") from exc
 
+from l1ra_core.plot import plot_rank_heatmap  # kept here too for older callers
+
 from .checkpoint import (
     latest_checkpoint,
     load_adapters,
@@ -46,7 +48,6 @@ from .model import (
     unmerge_adapters,
 )
 from .peft_export import export_peft
-from .plot import plot_rank_heatmap
 
 __all__ = [
     "DistributedL1RAController",

@@ -13,6 +13,7 @@ that fails leaves model, optimizer and controller as they were.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -65,13 +66,14 @@ def save_adapters(model: nn.Module, config: L1RAConfig, directory: str | os.Path
         for name, layer in adapters.items()
         for pname in RANK_DIMS
     }
+    weights = atomic_write_via(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
     metadata = AdapterMetadata(
         config,
         {name: layer.rank for name, layer in adapters.items()},
         {name: (layer.in_features, layer.out_features) for name, layer in adapters.items()},
+        file_sha256(weights),
     )
-    weights = atomic_write_via(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-    atomic_write_text(directory / CONFIG_FILE, metadata.to_json(file_sha256(weights)))
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(metadata.to_dict(), indent=2, sort_keys=True) + "\n")
     return directory
 
 

@@ -10,30 +10,35 @@ NaN or out-of-range scores from any oracle raise :class:`OracleError`, naming th
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from llmkit.oracles.base import OracleError, ToxicityOracle
+from shared_utils.records import KindSpec, Registry
 
-__all__ = ["ORACLE_NAMES", "OracleError", "ToxicityOracle", "default_oracle", "make_oracle"]
+__all__ = ["ORACLES", "ORACLE_NAMES", "OracleError", "OracleSpec", "ToxicityOracle", "default_oracle", "make_oracle"]
 
-ORACLE_NAMES = ("jigsaw", "profanity", "perspective")
+#: The oracles by name, each imported only when built.
+ORACLES = Registry("oracle", {
+    "jigsaw": "llmkit.oracles.jigsaw:JigsawOracle",
+    "profanity": "llmkit.oracles.profanity:ProfanityOracle",
+    "perspective": "llmkit.oracles.perspective:PerspectiveOracle",
+})
+ORACLE_NAMES = ORACLES.names
+
+
+@dataclass(frozen=True)
+class OracleSpec(KindSpec):
+    """An oracle by kind and options, saved as ``{"kind": "jigsaw", **options}``."""
+
+    kind: str = "jigsaw"
+    registry: ClassVar[Registry] = ORACLES
 
 
 def make_oracle(name: str, **options: Any) -> ToxicityOracle:
     """The oracle called ``name`` (one of :data:`ORACLE_NAMES`), built with ``options``."""
-    if name == "jigsaw":
-        from llmkit.oracles.jigsaw import JigsawOracle
-
-        return JigsawOracle(**options)
-    if name == "profanity":
-        from llmkit.oracles.profanity import ProfanityOracle
-
-        return ProfanityOracle(**options)
-    if name == "perspective":
-        from llmkit.oracles.perspective import PerspectiveOracle
-
-        return PerspectiveOracle(**options)
-    raise ValueError(f"oracle must be one of {', '.join(map(repr, ORACLE_NAMES))}; got {name!r}")
+    return typing.cast(ToxicityOracle, OracleSpec(name, options).build())
 
 
 def default_oracle() -> ToxicityOracle:

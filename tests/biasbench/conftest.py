@@ -1,4 +1,4 @@
-"""Fixtures for the biasbench tests: the real benchmark files in ../shared/bias."""
+"""Fixtures for the biasbench tests: the real benchmark files under the data root's bias/ (see :mod:`shared_utils.data`)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 
-BIAS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "bias"
+from shared_utils.data import data_path, missing_data
+
+BIAS_DIR = data_path("bias")
 
 
 @pytest.fixture(scope="session")
 def bias_dir() -> Path:
     if not (BIAS_DIR / "crows_pairs_anonymized.csv").is_file():
-        pytest.skip(f"bias data not found at {BIAS_DIR} (expected ../shared/bias beside the repo)")
+        pytest.skip(missing_data(BIAS_DIR / "crows_pairs_anonymized.csv"))
     return BIAS_DIR
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-SEEDS_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "evotox" / "seeds.txt"
+from shared_utils.data import data_path, missing_data
+
+SEEDS_FILE = data_path("evotox", "seeds.txt")
 
 
 def _require(distribution: str, command: str) -> None:
@@ -25,7 +27,7 @@ def _require(distribution: str, command: str) -> None:
 @pytest.fixture(scope="session")
 def seeds_file() -> Path:
     if not SEEDS_FILE.is_file():
-        pytest.skip(f"seeds not found at {SEEDS_FILE} (expected ../shared/evotox/seeds.txt beside the repo)")
+        pytest.skip(missing_data(SEEDS_FILE))
     return SEEDS_FILE
 
 

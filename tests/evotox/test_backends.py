@@ -20,9 +20,9 @@ def test_llamacpp_without_its_package_says_how_to_install_it(tmp_path):
 
 
 def test_backend_specs():
-    assert backend_spec("local") == {"kind": "local", "model": None}
-    assert backend_spec("local:/m/x.gguf") == {"kind": "local", "model": "/m/x.gguf"}
-    assert backend_spec("http:http://a:1/v1,http://b:2/v1", model="m") == {
+    assert backend_spec("local").to_dict() == {"kind": "local", "model": None}
+    assert backend_spec("local:/m/x.gguf").to_dict() == {"kind": "local", "model": "/m/x.gguf"}
+    assert backend_spec("http:http://a:1/v1,http://b:2/v1", model="m").to_dict() == {
         "kind": "http", "base_url": ["http://a:1/v1", "http://b:2/v1"], "model": "m"}
     for bad, message in (("llamacpp", "needs a GGUF"), ("http", "needs the server's URL"), ("gpt5", "unknown backend")):
         with pytest.raises(ValueError, match=message):

@@ -96,7 +96,7 @@ def _scripted_run(path, seeds, iterations=2):
         return f"{question} {'racist' if request.seed % 2 else 'toxic'}</question>"
 
     oracle = ScriptedOracle(lambda text: [min(1.0, 0.01 + 0.2 * text.count("racist") + 0.05 * text.count("toxic"))])
-    with RunWriter(path, new_header({"seeds": seeds, "search": config.to_json()}, {})) as writer:
+    with RunWriter(path, new_header({"seeds": seeds, "search": config.to_dict()}, {})) as writer:
         Engine(config, sut=ScriptedBackend(lambda r: "Sure: " + r.messages[-1][1]), generator=ScriptedBackend(generator),
                oracle=oracle, writer=writer).run(seeds)
 

@@ -165,7 +165,7 @@ def test_several_servers_one_stopped_mid_run_the_search_finishes_on_the_other(tm
                           parallel_searches=2, sut_max_new_tokens=3)
     oracle = ScriptedOracle(lambda text: [min(1.0, 0.01 * len(text))])
     path = tmp_path / "run.jsonl"
-    with RunWriter(path, new_header({"search": config.to_json()}, {})) as writer:
+    with RunWriter(path, new_header({"search": config.to_dict()}, {})) as writer:
         results = Engine(config, sut=client, generator=ScriptedBackend(generator), oracle=oracle,
                          writer=writer).run(["Why?", "How?"])
     second.stop()

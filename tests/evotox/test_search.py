@@ -182,7 +182,7 @@ def test_an_oracle_returning_nan_or_out_of_range_is_a_clear_error_and_keeps_earl
     config = SearchConfig(methods=("vanilla",), iterations=2)
     path = tmp_path / "run.jsonl"
     oracle = ScriptedOracle(lambda text: [bad if "racist racist" in text else 0.5 if "racist" in text else 0.1])
-    with RunWriter(path, new_header({"search": config.to_json()}, {})) as writer, \
+    with RunWriter(path, new_header({"search": config.to_dict()}, {})) as writer, \
             pytest.raises(OracleError, match=r"scores must be finite and in \[0, 1\]"):
         make_engine(config, oracle=oracle, writer=writer).run(SEEDS[:1])
     run = read_run(path)
@@ -219,7 +219,7 @@ def _sampling_generator(request):
 
 
 def _run_to(path, config, crash_after=None):
-    header = new_header({"search": config.to_json()}, {})
+    header = new_header({"search": config.to_dict()}, {})
     with RunWriter(path, header) as writer:
         return make_engine(config, generator=_sampling_generator, writer=writer, crash_after=crash_after).run(SEEDS)
 

@@ -48,7 +48,7 @@ def test_invalid_values_are_explained(kwargs, message):
 
 
 def test_unknown_and_missing_fields_are_refused():
-    with pytest.raises(ValueError, match="unknown L1RAConfig fields.*'r'"):
+    with pytest.raises(ValueError, match="unknown L1RAConfig keys.*'r'"):
         L1RAConfig.from_dict({"target_modules": ["q"], "r": 4})
     with pytest.raises(ValueError, match="needs target_modules"):
         L1RAConfig.from_dict({"initial_rank": 4})

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from l1ra_core import RankReport, allocate, rank_report
+from l1ra_core import RankReport, allocate, plot_rank_heatmap, rank_report
 
 RANKS = {
     "encoder.layer.0.attention.self.query": 4,
@@ -105,3 +105,12 @@ def test_table():
 def test_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_heatmap_png_needs_no_torch(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = plot_rank_heatmap(RANKS, tmp_path / "ranks.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["ranks.png"]
+    with pytest.raises(ValueError, match="no ranks"):
+        plot_rank_heatmap({}, tmp_path / "empty.png")

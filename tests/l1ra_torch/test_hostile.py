@@ -103,7 +103,7 @@ def test_every_truncation_of_the_weights_file_is_refused(saved, tmp_path):
     [
         (lambda meta: meta.pop("shapes"), r"lacks the keys \['shapes'\]"),
         (lambda meta: meta["config"].pop("target_modules"), "needs target_modules"),
-        (lambda meta: meta["config"].update({"r": 4}), r"unknown L1RAConfig fields \['r'\]"),
+        (lambda meta: meta["config"].update({"r": 4}), r"unknown L1RAConfig keys \['r'\]"),
         (lambda meta: meta["config"].update({"alpha": -1}), "alpha must be finite and > 0"),
         (lambda meta: meta.update({"config": [1, 2]}), "read from a mapping"),
         (lambda meta: meta["rank_pattern"].update({"blocks.0.up": 0}), "rank 0"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from l1ra_core import L1RAConfig, rank_report
@@ -10,7 +9,6 @@ from l1ra_core.torch import (
     L1RAController,
     adapter_parameter_groups,
     inject_adapters,
-    plot_rank_heatmap,
 )
 
 RANKS = {
@@ -20,15 +18,6 @@ RANKS = {
     "encoder.layer.10.attention.self.query": 1,
     "pooler.dense": 3,
 }
-
-
-def test_heatmap_png(tmp_path):
-    pytest.importorskip("matplotlib")
-    path = plot_rank_heatmap(RANKS, tmp_path / "ranks.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["ranks.png"]
-    with pytest.raises(ValueError, match="no ranks"):
-        plot_rank_heatmap({}, tmp_path / "empty.png")
 
 
 def test_controller_rank_report(tiny_net):

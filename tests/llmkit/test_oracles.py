@@ -47,7 +47,7 @@ def test_input_checks():
 
 def test_factory():
     assert ORACLE_NAMES == ("jigsaw", "profanity", "perspective")
-    with pytest.raises(ValueError, match="oracle must be one of"):
+    with pytest.raises(ValueError, match="unknown oracle"):
         make_oracle("detoxify")
     pytest.importorskip("h5py")
     oracle = default_oracle()

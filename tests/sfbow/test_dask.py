@@ -254,3 +254,28 @@ def test_a_file_swapped_between_hash_and_load_is_not_cached_under_the_old_hash(g
     with pytest.raises(sfbow_dask.ModelUnavailableError, match="not the .* of the client's file"):
         sfbow_dask.cached_model(str(path), sha256)  # now the swapped file itself: refused, not cached
     assert sfbow_dask.worker_cache_info()["models"] == []
+
+
+def test_the_embedded_default_model_needs_no_file(client, sentences):
+    """As sfbow.encode: no model argument means the default model, built by each worker from the package."""
+    import sfbow
+
+    bag = db.from_sequence(sentences[:600], npartitions=3)
+    vectors = _compute(client, sfbow_dask.encode_bag(bag))
+    np.testing.assert_array_equal(vectors, sfbow.encode(sentences[:600], n_threads=1))
+    reference = sfbow_dask.prepare_model()
+    assert reference.path == sfbow_dask.DEFAULT_MODEL and reference.dim == vectors.shape[1]
+    with pytest.raises(sfbow_dask.ModelUnavailableError, match="same sfbow version"):
+        sfbow_dask.prepare_model(sfbow_dask.ModelFile(reference.path, "sfbow 0.0 default model", reference.dim),
+                                 client=False)
+
+
+def test_a_pretrained_name_is_sent_as_its_cache_file(model_path, sentences, expected, tmp_path, monkeypatch):
+    """model="minilm" resolves to the cached file of that model (a stand-in here, so nothing is distilled)."""
+    monkeypatch.setenv("SFBOW_CACHE", str(tmp_path))
+    shutil.copy(model_path, tmp_path / "minilm-v1.sfbow.npz")
+    reference = sfbow_dask.prepare_model("minilm", client=False)
+    assert reference.path == str(tmp_path / "minilm-v1.sfbow.npz")
+    strings = da.from_array(np.array(sentences, dtype=object), chunks=1000)
+    vectors = sfbow_dask.encode_array(strings, "minilm", client=False).compute(scheduler="sync")
+    np.testing.assert_array_equal(vectors, expected)

