@@ -23,7 +23,7 @@ CONFIG = SearchConfig(methods=("vanilla", "seeds"), iterations=2, categories=("r
 def run_lines(tmp_path_factory) -> list[bytes]:
     """The lines of a complete scripted run whose head names its seeds, as a real `evotox run` writes it."""
     path = tmp_path_factory.mktemp("run") / "run.jsonl"
-    with RunWriter(path, new_header({"search": CONFIG.to_json(), "seeds": SEEDS}, {})) as writer:
+    with RunWriter(path, new_header({"search": CONFIG.to_dict(), "seeds": SEEDS}, {})) as writer:
         make_engine(CONFIG, writer=writer).run(SEEDS)
     return path.read_bytes().splitlines()
 
