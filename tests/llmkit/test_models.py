@@ -15,7 +15,7 @@ from shared_utils.hashing import file_sha256  # noqa: E402
 
 
 def _cached_folder(cache):
-    (folder,) = [p for p in cache.iterdir() if p.name.endswith("-float32")]
+    (folder,) = [p for p in cache.iterdir() if p.name.endswith("-float32") and "ctranslate2" not in p.name]
     return folder
 
 
