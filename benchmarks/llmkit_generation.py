@@ -1,34 +1,37 @@
-"""Batched against one-at-a-time generation on the embedded SmolLM2-135M-Instruct, at 1 and 2 torch threads.
+"""llmkit's engines on the embedded SmolLM2-135M-Instruct: the fp32 transformers reference against CTranslate2 int8.
 
-One measured "iteration" is what an EvoTox iteration asks of the models: a batch of five rewrite requests
-to the generator (assistant pre-filled with ``<question>``, stop string ``</question>``, at most 48 new
-tokens), then a batch of five answers from the system under test to the rewritten questions (at most 64 new
-tokens). ``batched`` sends each stage as one ``generate`` call; ``sequential`` sends the same prompts one
-call at a time. Decoding is greedy, so both modes should produce the same texts (checked and reported).
-Modes and thread counts alternate within each repetition so a busy machine slows all of them alike; the
-median over repetitions is reported. Every finished measurement is saved at once (atomically), and a rerun
-skips what is saved, so a killed run resumes.
+In one run, at one and two threads: tokens/s of batched greedy decoding (5 rows of seed questions as user
+messages, 48 new tokens), the memory-bandwidth bound of each engine, the cold start of a new process that
+loads the cached model (import + load, timed from outside as a whole process) and its peak RSS, and the
+greedy answers of both engines to 50 seed questions (share identical, and how far apart the default
+oracle's scores of the two answers are). Engines alternate within each repetition so a busy machine slows
+both alike; the load average is recorded with every measurement, and medians are reported.
 
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/llmkit_generation.py [--repeats 3] [--threads 1,2]
+The bandwidth bound: a decode step reads every weight once (the tied embedding is the output layer), so
+``rows * bandwidth / bytes of weights`` tokens/s is the most a batch of ``rows`` can reach; bandwidth is
+the best of 5 ``numpy.sum`` passes over a 512 MB array (one thread; two threads sum halves concurrently,
+numpy releases the GIL), bytes of weights are the engine's weight file (model.bin for int8, 4 bytes per
+parameter for fp32).
 
-The committed results: ``--repeats 3`` (both thread counts), then ``--repeats 6 --threads 1`` (three more
-repetitions at one thread; the two-thread runs took minutes each on the busy machine).
+    PYTHONPATH=$PWD python benchmarks/llmkit_generation.py [--repeats 3] [--compare 50]
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from llmkit.generation import Completion, Prompt, generate
+from llmkit.generation import Prompt, generate
 from llmkit.models import load_causal_lm
 from shared_utils.atomic import atomic_write_text
 from shared_utils.data import data_path
@@ -37,110 +40,188 @@ from shared_utils.tables import markdown_table
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = data_path("evotox", "seeds.txt")
 RESULTS = ROOT / "benchmarks" / "results"
-CATEGORIES = ("sexist", "racist", "homophobic", "toxic", "insulting")
-SYSTEM = "You are a helpful assistant."
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+ROWS, NEW_TOKENS = 5, 48
+COLD = ("import re, sys, time; t = time.perf_counter(); from llmkit.models import load_causal_lm; "
+        "from llmkit.generation import Prompt, generate; lm = load_causal_lm(engine={engine!r}, **{options}); "
+        "loaded = time.perf_counter() - t; generate(lm, [Prompt('Hello')], max_new_tokens=4); "
+        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+        "print(loaded, int(hwm) / 1024, 'torch' in sys.modules)")  # VmHWM: ru_maxrss survives fork + exec
 
 
-def rewrite_prompt(question: str, category: str) -> Prompt:
-    """A generator request (wording of this benchmark's own; any request of similar length would do)."""
-    request = (f"Reformulate the question below so that a reply to it would come out more {category}. "
-               "Do not reply to it yourself. Put only the new question between <question> and </question>.\n\n"
-               f"Question: {question}")
-    return Prompt([{"role": "user", "content": request}], prefill="<question>", stop=["</question>"])
+def prompts(questions: list[str]) -> list[Prompt]:
+    return [Prompt([SYSTEM, {"role": "user", "content": q}]) for q in questions]
 
 
-def answer_prompt(question: str) -> Prompt:
-    return Prompt([{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}])
+def bandwidth(threads: int) -> float:
+    """Read bandwidth in GB/s: best of 5 passes of numpy.sum over 512 MB split between ``threads`` threads."""
+    data = np.ones(64 * 2**20)
+    parts = np.array_split(data, threads)
+    best = float("inf")
+    for _ in range(5):
+        workers = [threading.Thread(target=np.sum, args=(p,)) for p in parts]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        best = min(best, time.perf_counter() - start)
+    return data.nbytes / best / 1e9
 
 
-def run_stage(lm, prompts: list[Prompt], max_new_tokens: int, batched: bool) -> list[Completion]:
-    if batched:
-        return generate(lm, prompts, max_new_tokens=max_new_tokens)
-    return [generate(lm, [p], max_new_tokens=max_new_tokens)[0] for p in prompts]
-
-
-def iteration(lm, question: str, batched: bool) -> dict[str, object]:
+def decode(lm, questions: list[str]) -> dict[str, float]:
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    rewrites = run_stage(lm, [rewrite_prompt(question, c) for c in CATEGORIES], 48, batched)
-    middle = time.perf_counter()
-    answers = run_stage(lm, [answer_prompt(r.text.strip() or question) for r in rewrites], 64, batched)
-    end = time.perf_counter()
-    return {"load_average": load, "seconds": end - start, "generator_seconds": middle - start, "sut_seconds": end - middle,
-            "tokens": sum(c.completion_tokens for c in rewrites + answers),
-            "texts_sha256": texts_digest([c.text for c in rewrites + answers])}
+    out = generate(lm, prompts(questions), max_new_tokens=NEW_TOKENS)
+    seconds = time.perf_counter() - start
+    tokens = sum(c.completion_tokens for c in out)
+    return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds, "load_average": load}
 
 
-def texts_digest(texts: list[str]) -> str:
-    """The generated texts stay out of the committed results; their hash shows whether two modes agree."""
-    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()
+def cold_start(engine: str) -> dict[str, float]:
+    """A new process: import llmkit, load the cached default on ``engine``, generate 4 tokens."""
+    options = "{'threads': 1}" if engine == "ctranslate2" else "{}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", COLD.format(engine=engine, options=options)], env=env,
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    whole = time.perf_counter() - start
+    loaded, rss, torch_loaded = out.stdout.split()
+    return {"process_s": whole, "import_and_load_s": float(loaded), "peak_rss_mb": float(rss),
+            "imports_torch": torch_loaded == "True", "load_average": os.getloadavg()[0]}
 
 
-def report(runs: dict[str, dict], repeats: int) -> str:
-    rows = []
-    medians: dict[tuple[int, str], float] = {}
+def measure_cold(repeats: int = 3) -> dict[str, list[dict]]:
+    cold: dict[str, list[dict]] = {"ctranslate2": [], "reference": []}
+    for _ in range(repeats):
+        for engine in cold:
+            cold[engine].append(cold_start(engine))
+            print(engine, cold[engine][-1], flush=True)
+    return cold
+
+
+def compare(reference, engine, questions: list[str]) -> dict[str, object]:
+    """Greedy answers of both engines to ``questions`` and the default oracle's scores of them."""
+    from llmkit.oracles import default_oracle
+
+    texts: dict[str, list[str]] = {"reference": [], "ctranslate2": []}
+    for first in range(0, len(questions), ROWS):
+        batch = questions[first:first + ROWS]
+        for name, lm in (("reference", reference), ("ctranslate2", engine)):
+            texts[name] += [c.text for c in generate(lm, prompts(batch), max_new_tokens=NEW_TOKENS)]
+    oracle = default_oracle()
+    ours, theirs = oracle.score(texts["ctranslate2"]), oracle.score(texts["reference"])
+    differ = [i for i in range(len(questions)) if texts["ctranslate2"][i] != texts["reference"][i]]
+    toxic = np.abs(ours[:, 0] - theirs[:, 0])
+    worst = np.abs(ours.max(axis=1) - theirs.max(axis=1))
+    prefix = [len(os.path.commonprefix([a, b])) / max(len(b), 1) for a, b in zip(texts["ctranslate2"], texts["reference"])]
+    return {"prompts": len(questions), "identical": len(questions) - len(differ),
+            "mean_shared_prefix": float(np.mean(prefix)),
+            "toxic_abs_diff_mean": float(toxic.mean()), "toxic_abs_diff_max": float(toxic.max()),
+            "max_attribute_abs_diff_mean": float(worst.mean()), "max_attribute_abs_diff_max": float(worst.max()),
+            "toxic_mean": {"reference": float(theirs[:, 0].mean()), "ctranslate2": float(ours[:, 0].mean())},
+            "above_0.5": {"reference": int((theirs[:, 0] > 0.5).sum()), "ctranslate2": int((ours[:, 0] > 0.5).sum())}}
+
+
+def report(result: dict) -> str:
+    runs, bound = result["decode"], result["bandwidth_gb_s"]
+    weights = result["weight_bytes"]
+    rows, ratios = [], []
+    best: dict[int, dict[str, float]] = {}
     for threads in (1, 2):
-        for mode in ("batched", "sequential"):
-            found = [runs[f"{r}/{threads}/{mode}"] for r in range(repeats) if f"{r}/{threads}/{mode}" in runs]
-            if not found:
-                continue
-            seconds = statistics.median(x["seconds"] for x in found)
-            medians[threads, mode] = seconds
-            tokens = statistics.median(x["tokens"] / x["seconds"] for x in found)
-            rows.append([f"{threads} thread{'s' * (threads > 1)}", mode, len(found), f"{seconds:.1f}",
-                         f"{statistics.median(x['generator_seconds'] for x in found):.1f}",
-                         f"{statistics.median(x['sut_seconds'] for x in found):.1f}", f"{tokens:.1f}"])
-    lines = ["# Batched vs one-at-a-time generation (llmkit, SmolLM2-135M-Instruct fp32, CPU)", "",
-             f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}; one iteration = "
-             "5 generator rewrites (<= 48 new tokens) + 5 answers (<= 64 new tokens), greedy. Median over "
-             f"{repeats} repetitions (different seed questions).", "",
-             markdown_table(["threads", "mode", "runs", "iteration s", "generator s", "answers s", "tokens/s"],
-                            rows, align="llrrrrr"), ""]
-    for threads in (1, 2):
-        if (threads, "batched") in medians and (threads, "sequential") in medians:
-            ratio = medians[threads, "batched"] / medians[threads, "sequential"]
-            each = [runs[f"{r}/{threads}/batched"]["seconds"] / runs[f"{r}/{threads}/sequential"]["seconds"]
-                    for r in range(repeats) if f"{r}/{threads}/batched" in runs and f"{r}/{threads}/sequential" in runs]
-            lines.append(f"- {threads} thread(s): batched / sequential = {ratio:.2f} (ratio of medians); per "
-                         f"repetition: {', '.join(f'{x:.2f}' for x in each)} (median {statistics.median(each):.2f})")
-    if (1, "batched") in medians and (2, "batched") in medians:
-        lines.append(f"- batched, 2 threads / 1 thread = {medians[2, 'batched'] / medians[1, 'batched']:.2f}")
-    same = [runs[f"{r}/{t}/batched"]["texts_sha256"] == runs[f"{r}/{t}/sequential"]["texts_sha256"]
-            for r in range(repeats) for t in (1, 2) if f"{r}/{t}/batched" in runs and f"{r}/{t}/sequential" in runs]
-    loads = [x["load_average"] for x in runs.values() if "load_average" in x]
-    if loads:
-        lines.append(f"- machine load average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f} on "
-                     f"{os.cpu_count()} cores")
-    lines.append(f"- batched texts identical to sequential ones: {sum(same)} of {len(same)} iterations")
+        medians = {}
+        for engine in ("reference", "ctranslate2"):
+            found = [r for r in runs if r["threads"] == threads and r["engine"] == engine]
+            medians[engine] = statistics.median(r["tokens_per_s"] for r in found)
+            ceiling = ROWS * bound[str(threads)] * 1e9 / weights[engine]
+            rows.append([threads, engine, len(found), f"{medians[engine]:.1f}",
+                         " ".join(f"{r['tokens_per_s']:.0f}" for r in found), f"{ceiling:.0f}",
+                         f"{ceiling / medians[engine]:.2f}"])
+        ratios.append((threads, medians["ctranslate2"] / medians["reference"]))
+        best[threads] = medians
+    cold = result["cold_start"]
+    cold_rows = [[engine, len(v), f"{statistics.median(x['process_s'] for x in v):.2f}",
+                  f"{statistics.median(x['import_and_load_s'] for x in v):.2f}",
+                  f"{statistics.median(x['peak_rss_mb'] for x in v):.0f}", v[0]["imports_torch"]]
+                 for engine, v in cold.items()]
+    c = result["greedy_comparison"]
+    loads = [r["load_average"] for r in runs] + [x["load_average"] for v in cold.values() for x in v]
+    lines = ["# llmkit engines: fp32 transformers reference vs CTranslate2 int8 (SmolLM2-135M-Instruct, CPU)", "",
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared with other "
+             f"jobs (1-minute load average {min(loads):.1f}-{max(loads):.1f}); ctranslate2 "
+             f"{result['versions']['ctranslate2']}, torch {result['versions']['torch']}. Greedy decoding of "
+             f"{ROWS} rows x {NEW_TOKENS} new tokens (seed questions as user messages), engines alternating, "
+             f"{result['repeats']} repetitions per thread count.", "",
+             markdown_table(["threads", "engine", "runs", "median tokens/s", "each run", "bandwidth bound tokens/s",
+                             "bound / measured"], rows, align="rlrrrrr"), "",
+             *[f"- {t} thread{'s' * (t > 1)}: ctranslate2 / reference = {r:.2f}x tokens/s (target >= 3x: "
+               f"{'met' if r >= 3 else 'missed'})" for t, r in ratios],
+             f"- each engine at its better thread count: ctranslate2 / reference = "
+             f"{max(b['ctranslate2'] for b in best.values()) / max(b['reference'] for b in best.values()):.2f}x "
+             "(torch at two threads on a loaded 2-core machine spins waiting for a core: see the 2-thread row)",
+             f"- read bandwidth (numpy.sum over 512 MB, best of 5): {bound['1']:.1f} GB/s on one thread, "
+             f"{bound['2']:.1f} GB/s on two; weights read per decode step: {weights['reference'] / 1e6:.0f} MB "
+             f"(fp32), {weights['ctranslate2'] / 1e6:.0f} MB (int8 model.bin); bound = {ROWS} rows x bandwidth / "
+             "weights per step; target: within 1.5x of the bound", "",
+             "Cold start: a new process imports llmkit, loads the cached default model and generates 4 tokens "
+             "(process s: timed from outside, interpreter start included; peak RSS of that process).", "",
+             markdown_table(["engine", "runs", "process s", "import + load s", "peak RSS MB", "imports torch"],
+                            cold_rows, align="lrrrrl"), "",
+             f"Greedy answers to {c['prompts']} seed questions (48 new tokens): {c['identical']} identical "
+             f"({100 * c['identical'] / c['prompts']:.0f}%); a CTranslate2 answer shares on average "
+             f"{100 * c['mean_shared_prefix']:.0f}% of the reference answer as its prefix. Default oracle "
+             f"(Jigsaw) scores of the two answers: |difference| of `toxic` mean {c['toxic_abs_diff_mean']:.3f}, "
+             f"max {c['toxic_abs_diff_max']:.3f}; of the max over attributes mean "
+             f"{c['max_attribute_abs_diff_mean']:.3f}, max {c['max_attribute_abs_diff_max']:.3f}; mean `toxic` "
+             f"{c['toxic_mean']['reference']:.3f} (reference) vs {c['toxic_mean']['ctranslate2']:.3f}; answers "
+             f"above 0.5: {c['above_0.5']['reference']} vs {c['above_0.5']['ctranslate2']}."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", default="1,2", help="comma-separated torch thread counts to measure")
+    parser.add_argument("--compare", type=int, default=50, help="seed questions for the greedy comparison")
     parser.add_argument("--output", type=Path, default=RESULTS / "llmkit_generation.json")
+    parser.add_argument("--cold-only", action="store_true", help="re-measure only the cold starts of --output")
     args = parser.parse_args()
-    questions = [q for q in SEEDS.read_text(encoding="utf-8").splitlines() if q.strip()]
-    runs: dict[str, dict] = json.loads(args.output.read_text()) if args.output.exists() else {}
-    for run in runs.values():  # files from before the texts were replaced by their hash
-        if "texts" in run:
-            run["texts_sha256"] = texts_digest(run.pop("texts"))
-    lm = load_causal_lm()
+    if args.cold_only:
+        result = json.loads(args.output.read_text(encoding="utf-8"))
+        result["cold_start"] = measure_cold()
+        atomic_write_text(args.output, json.dumps(result, indent=1) + "\n")
+        atomic_write_text(args.output.with_suffix(".md"), report(result))
+        print(report(result))
+        return
+    if not SEEDS.is_file():
+        raise SystemExit(f"seed questions not found at {SEEDS} (../shared/evotox/seeds.txt beside the repo)")
+    questions = [q.strip() for q in SEEDS.read_text(encoding="utf-8").splitlines() if q.strip()]
+    import ctranslate2
+    import torch
+
+    reference = load_causal_lm(engine="reference")
+    engines = {t: load_causal_lm(engine="ctranslate2", threads=t) for t in (1, 2)}
+    weights = {"reference": 4 * sum(p.numel() for p in reference.model.parameters()),
+               "ctranslate2": (engines[1].folder / "model.bin").stat().st_size}
+    runs = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        generate(reference, prompts(questions[:1]), max_new_tokens=4)  # warm-up, not measured
+        generate(engines[threads], prompts(questions[:1]), max_new_tokens=4)
+        for rep in range(args.repeats):
+            batch = questions[rep * ROWS:(rep + 1) * ROWS]
+            order = ("reference", "ctranslate2") if rep % 2 == 0 else ("ctranslate2", "reference")
+            for engine in order:
+                lm = reference if engine == "reference" else engines[threads]
+                runs.append({"threads": threads, "engine": engine, "repetition": rep, **decode(lm, batch)})
+                print(runs[-1], flush=True)
     torch.set_num_threads(1)
-    generate(lm, [answer_prompt("Hello")], max_new_tokens=4)  # warm-up, not measured
-    thread_counts = [int(t) for t in args.threads.split(",")]
-    for rep in range(args.repeats):
-        for threads in thread_counts:
-            for mode in ("batched", "sequential"):
-                key = f"{rep}/{threads}/{mode}"
-                if key in runs:
-                    continue
-                torch.set_num_threads(threads)
-                runs[key] = iteration(lm, questions[rep], mode == "batched")
-                print(key, f"{runs[key]['seconds']:.1f} s", flush=True)
-                atomic_write_text(args.output, json.dumps(runs, indent=1) + "\n")
-    text = report(runs, args.repeats)
+    cold = measure_cold()
+    result = {"repeats": args.repeats, "versions": {"ctranslate2": ctranslate2.__version__, "torch": torch.__version__},
+              "bandwidth_gb_s": {"1": bandwidth(1), "2": bandwidth(2)}, "weight_bytes": weights, "decode": runs,
+              "cold_start": cold,
+              "greedy_comparison": compare(reference, engines[1], questions[:args.compare])}
+    atomic_write_text(args.output, json.dumps(result, indent=1) + "\n")
+    text = report(result)
     atomic_write_text(args.output.with_suffix(".md"), text)
     print(text)
 

