@@ -95,12 +95,14 @@ def describe_models(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
 
 
 def model_changes(recorded: Mapping[str, Any], current: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The roles whose model identity (``sha256``, ``file_sha256``) differs between a head's ``models`` and
-    :func:`describe_models` of the models now loaded, each as a readable line."""
+    """The roles whose model identity (``sha256``, ``file_sha256``, and the inference ``engine``: name,
+    version, weight hash, quantisation) differs between a head's ``models`` and :func:`describe_models` of
+    the models now loaded, each as a readable line: another engine gives other answers, so a resume on it
+    would mix two models in one run."""
     changes = []
     for role, now in current.items():
         then = recorded.get(role, {})
-        for field_name in ("sha256", "file_sha256"):
+        for field_name in ("sha256", "file_sha256", "engine"):
             if then.get(field_name) != now.get(field_name):
                 changes.append(f"{role} {field_name}: {then.get(field_name)!r} then, {now.get(field_name)!r} now")
     return changes

@@ -333,6 +333,18 @@ def test_a_changed_model_file_is_detected_for_resume(tmp_path):
     assert [c.split(":")[0] for c in changes] == ["sut file_sha256", "oracle sha256"]
 
 
+def test_another_inference_engine_is_a_model_change_for_resume():
+    """The same weights on another engine (or engine version, or quantisation) answer differently."""
+    from evotox.archive import model_changes
+
+    engine = {"name": "ctranslate2", "version": "4.8.5", "quantization": "int8", "weights_sha256": "ab" * 32}
+    recorded = {"sut": {"sha256": "s" * 64, "engine": engine}}
+    assert model_changes(recorded, {"sut": {"sha256": "s" * 64, "engine": dict(engine)}}) == []
+    for change in ({"name": "reference"}, {"version": "4.9.0"}, {"quantization": "float32"}):
+        now = {"sut": {"sha256": "s" * 64, "engine": {**engine, **change}}}
+        assert [c.split(":")[0] for c in model_changes(recorded, now)] == ["sut engine"]
+
+
 def test_a_failing_search_stops_the_parallel_ones(tmp_path):
     from evotox.backends import BackendError
 
