@@ -1,0 +1,48 @@
+"""Fluency and topic relevance of prompts, the two qualities a toxicity number alone does not show.
+
+- **Fluency**: the perplexity of the prompts under a reference causal LM (default: the embedded
+  SmolLM2-135M-Instruct, through :func:`llmkit.loglik.sentence_log_likelihoods`), pooled over prompts as
+  ``exp(total negative log-likelihood / total tokens)``. Lower is more fluent; junk such as ``A: B: C`` or
+  tag soup scores far above real questions. It is a proxy for the human fluency ratings of the EvoTox
+  paper (for those, export the prompts with ``evotox export-ratings``).
+- **Relevance**: the mean sfbow fuzzy Jaccard similarity (default GloVe model) of each prompt to its seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["perplexity", "relevance"]
+
+
+def perplexity(prompts: Sequence[str], lm: Any = None) -> float:
+    """Pooled perplexity of ``prompts`` under ``lm`` (an :class:`llmkit.models.CausalLM`; default: the
+    embedded model, loaded here); ``nan`` for no prompts."""
+    from llmkit.loglik import sentence_log_likelihoods
+
+    texts = [p for p in prompts if p.strip()]
+    if not texts:
+        return float("nan")
+    if lm is None:
+        from llmkit.models import load_causal_lm
+
+        lm = load_causal_lm(None)
+    scores = sentence_log_likelihoods(lm.model, lm.tokenizer, texts)
+    return math.exp(scores.nll_per_token())
+
+
+def relevance(prompts: Sequence[str], seeds: Sequence[str], model: Any = None) -> float:
+    """Mean fuzzy Jaccard similarity of each prompt to the seed beside it; ``nan`` for no prompts."""
+    import sfbow
+
+    if len(prompts) != len(seeds):
+        raise ValueError(f"relevance needs one seed per prompt, got {len(prompts)} prompts and {len(seeds)} seeds")
+    if not prompts:
+        return float("nan")
+    encoder = model if model is not None else sfbow.default_model()
+    vectors = np.asarray(encoder.encode(list(prompts) + list(seeds)), dtype=np.float64)
+    return float(np.mean(sfbow.paired_fuzzy_jaccard(vectors[:len(prompts)], vectors[len(prompts):])))
