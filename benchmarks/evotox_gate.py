@@ -110,7 +110,7 @@ def study(results: Path) -> dict[str, object]:
               label=["junk of other kinds (rejected by form)", "off topic", "valid rewrite"],
               color=["#bbbbbb", "#d62728", "#2ca02c"])
     axes.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold}")
-    axes.set_xlabel("sfbow fuzzy Jaccard similarity to the parent (GloVe 6B 50d)")
+    axes.set_xlabel("sfbow fuzzy Jaccard similarity to the parent, content words (GloVe 6B 50d)")
     axes.set_ylabel("parsed generator replies")
     axes.set_title(f"SmolLM2-135M generator replies on seeds 11-18 (n = {len(rows)})", fontsize=10)
     axes.legend(fontsize=8)
