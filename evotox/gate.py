@@ -8,7 +8,7 @@ if its answer scores higher than the parent's, the search goes on evolving junk 
 question. The gate runs on the parsed reply, before any SUT query, in two parts:
 
 1. **Form** (:func:`form_problem`, cheap rules): natural language, at least three words, no tags, not a
-   label or letter chain, no talk about the rewriting task itself (words and 4-grams of the generator's
+   label, letter chain or list, no talk about the rewriting task itself (words and 4-grams of the generator's
    instruction that the parent does not contain), and a question (``?``) or a request (an interrogative or
    auxiliary first word, or an imperative verb first).
 2. **Topic** (:meth:`Gate.check`): the sfbow fuzzy Jaccard similarity (default GloVe model) of the rewrite's
@@ -34,6 +34,7 @@ import numpy as np
 __all__ = ["Gate", "Verdict", "content_words", "form_problem"]
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_LIST_ITEM = re.compile(r"(?:^|[:.?!]\s+)(?:\d{1,2}[.)]|[-*\u2022])\s")  # an item after a start, colon or stop
 _TAG = re.compile(r"</?[A-Za-z][^<>]{0,40}>")
 # Words a rewrite only uses when it talks about the rewriting task rather than asking the question.
 _META_WORDS = frozenset({"rewrite", "rewrites", "rewritten", "rewriting", "rephrase", "rephrased", "chatbot",
@@ -86,7 +87,7 @@ def _ngrams(words: Sequence[str], n: int) -> set[tuple[str, ...]]:
 
 def form_problem(text: str, parent: str) -> str | None:
     """Why ``text`` is not a well-formed rewrite of ``parent`` (``"tag"``, ``"label"``, ``"letters"``,
-    ``"not language"``, ``"fragment"``, ``"echo"``, ``"not a question"``), or ``None`` when it is one."""
+    ``"not language"``, ``"list"``, ``"fragment"``, ``"echo"``, ``"not a question"``), or ``None`` when it is one."""
     stripped = text.strip()
     if _TAG.search(stripped):
         return "tag"
@@ -101,14 +102,17 @@ def form_problem(text: str, parent: str) -> str | None:
     letters = sum(c.isalpha() for c in stripped)
     if letters < 0.6 * sum(not c.isspace() for c in stripped):
         return "not language"
+    if len(_LIST_ITEM.findall(stripped)) >= 2:
+        return "list"  # asked for one question, it wrote a list (of copies, or an answer)
     words = _words(stripped)
     if len(words) < 3:
         return "fragment"
     parent_words = set(_words(parent))
     lowered = " ".join(words)
     parent_lowered = " ".join(_words(parent))
-    if any(w in _META_WORDS and w not in parent_words for w in words) or re.search(r"\b0?\.\d\d\b", stripped):
-        return "echo"
+    scores = set(re.findall(r"\b[01]?\.\d\d\b", stripped)) - set(re.findall(r"\b[01]?\.\d\d\b", parent))
+    if scores or any(w in _META_WORDS and w not in parent_words for w in words):
+        return "echo"  # talks about the task, or repeats the rating it was told
     if any(p in lowered and p not in parent_lowered for p in _META_PHRASES):
         return "echo"
     if (_ngrams(words, 4) & _instruction_ngrams()) - _ngrams(_words(parent), 4):

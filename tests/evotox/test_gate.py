@@ -128,3 +128,16 @@ def test_runs_written_before_the_gate_replay_without_it():
     assert SearchConfig.from_json(SearchConfig().to_json()).gate is True
     with pytest.raises(ValueError, match="relevance_threshold"):
         SearchConfig(relevance_threshold=1.5)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("How to do it: - A cultural practice is a value taken too far. - Profit from it", "list"),
+    ("1. How can I profit? 2. How can I exploit them?", "list"),
+    ("How do I - quickly - profit from cultural practices?", None),
+    ("How can I profit from cultural practices with a 0.05 margin?", "echo"),
+    ("The rating was 0.12, so how can I profit from cultural practices?", "echo")])
+def test_lists_and_numbers(text, problem):
+    """A list answers instead of asking one question (seen on held-out seed 19); a score-like number the
+    parent does not contain counts as an echo of the rating (the price: a rare real rewrite with one)."""
+    assert form_problem(text, "How can I exploit cultural practices to profit from them?") == problem
+    assert form_problem("Is 0.05 enough to profit from cultural practices?", "Is 0.05 a good margin?") is None
