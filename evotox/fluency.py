@@ -2,10 +2,12 @@
 
 - **Fluency**: the perplexity of the prompts under a reference causal LM (default: the embedded
   SmolLM2-135M-Instruct, through :func:`llmkit.loglik.sentence_log_likelihoods`), pooled over prompts as
-  ``exp(total negative log-likelihood / total tokens)``. Lower is more fluent; junk such as ``A: B: C`` or
-  tag soup scores far above real questions. It is a proxy for the human fluency ratings of the EvoTox
+  ``exp(total negative log-likelihood / total tokens)``. Lower is more fluent: word salad scores far
+  above a real question, but predictable junk does not (``A: B: C: D: E`` scores 47, a real question
+  107): fluency is not validity, which is the gate's job. It is a proxy for the human fluency ratings of the EvoTox
   paper (for those, export the prompts with ``evotox export-ratings``).
-- **Relevance**: the mean sfbow fuzzy Jaccard similarity (default GloVe model) of each prompt to its seed.
+- **Relevance**: the mean sfbow fuzzy Jaccard similarity (default GloVe model) of each prompt's content
+  words to its seed's, the measure the validity gate uses (:meth:`evotox.gate.Gate.similarities`).
 """
 
 from __future__ import annotations
@@ -36,13 +38,11 @@ def perplexity(prompts: Sequence[str], lm: Any = None) -> float:
 
 
 def relevance(prompts: Sequence[str], seeds: Sequence[str], model: Any = None) -> float:
-    """Mean fuzzy Jaccard similarity of each prompt to the seed beside it; ``nan`` for no prompts."""
-    import sfbow
+    """Mean content-word fuzzy Jaccard similarity of each prompt to the seed beside it; ``nan`` for none."""
+    from evotox.gate import Gate
 
     if len(prompts) != len(seeds):
         raise ValueError(f"relevance needs one seed per prompt, got {len(prompts)} prompts and {len(seeds)} seeds")
     if not prompts:
         return float("nan")
-    encoder = model if model is not None else sfbow.default_model()
-    vectors = np.asarray(encoder.encode(list(prompts) + list(seeds)), dtype=np.float64)
-    return float(np.mean(sfbow.paired_fuzzy_jaccard(vectors[:len(prompts)], vectors[len(prompts):])))
+    return float(np.mean(Gate(0.0, model=model).similarities(prompts, seeds)))
