@@ -1,5 +1,5 @@
 """The ``evotox`` command: ``run`` a recorded toxicity search (or ``--resume`` one), ``report`` on run files,
-``serve`` a local model behind an OpenAI-compatible loopback server.
+``export-ratings`` for a human study, ``serve`` a local model behind an OpenAI-compatible loopback server.
 
 Every prompt and answer goes to the local run file only; nothing is sent anywhere unless a backend or an
 oracle is explicitly an HTTP one.
@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("runs", nargs="+", metavar="RUN")
     report.add_argument("--out", metavar="PREFIX", help="write PREFIX.md, PREFIX.csv, PREFIX.png (default: print)")
     report.add_argument("--no-diversity", action="store_true", help="skip the sfbow diversity column")
+    report.add_argument("--no-fluency", action="store_true",
+                        help="skip the perplexity column (it loads the default model)")
+
+    ratings = commands.add_parser("export-ratings", help="CSV of accepted prompts and answers with blank rating "
+                                  "columns, for a human study")
+    ratings.add_argument("runs", nargs="+", metavar="RUN")
+    ratings.add_argument("-o", "--out", required=True, metavar="CSV")
+    ratings.add_argument("--blind", action="store_true", help="leave out method, iteration and oracle score")
 
     serve = commands.add_parser("serve", help="an OpenAI-compatible server on 127.0.0.1 for a local model")
     serve.add_argument("--model", default="local", help="local, local:PATH or llamacpp:PATH")
@@ -78,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "export-ratings":
+            from evotox.ratings import export_ratings
+
+            count = export_ratings([Path(p) for p in args.runs], args.out, blind=args.blind)
+            print(f"{args.out}: {count} prompts to rate")
+            return 0
         return _serve(args)
     except KeyboardInterrupt:
         if args.command == "run":
@@ -128,7 +142,8 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from evotox.report import build_report, write_report
 
-    report = build_report([Path(p) for p in args.runs], diversity=not args.no_diversity)
+    report = build_report([Path(p) for p in args.runs], diversity=not args.no_diversity,
+                          fluency=not args.no_fluency)
     if args.out:
         for written in write_report(report, args.out):
             print(written)

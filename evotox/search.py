@@ -28,6 +28,7 @@ from evotox.archive import RunFileError, RunWriter
 from evotox.backends.base import BackendError, LanguageModel, PromptTooLongError, Request
 from evotox.config import VARIANTS, SearchConfig, check_seeds
 from evotox.fitness import Oracle, aggregate, check_scores
+from evotox.gate import Gate
 from evotox.parsing import parse_rewrite
 from evotox.prompts import Feedback, generator_request, jailbreak_prompts, sut_request
 
@@ -92,6 +93,7 @@ class Engine:
         self.sut, self.generator, self.oracle = sut, generator, oracle
         self.writer = writer
         self._records = {record["key"]: record for record in records}
+        self._gate = Gate(config.relevance_threshold) if config.gate else None
         self._stop = threading.Event()  # set when one of several parallel searches fails: the others stop too
 
     # -- public -------------------------------------------------------------------------------------------
@@ -152,7 +154,7 @@ class Engine:
             else:
                 categories, parent = config.categories, result.best
             feedback = self._feedback(method, result.best, memory)
-            mutants = self._mutate(index, method, iteration, parent.prompt, categories, feedback, cost)
+            mutants = self._mutate(index, method, iteration, parent.prompt, seed, categories, feedback, cost)
             slots = [k for k, mutant in enumerate(mutants) if mutant is not None]
             evaluations = self._evaluate(
                 [(f"s{index}/{method}/i{iteration}/m{k}", mutants[k] or "",
@@ -204,9 +206,10 @@ class Engine:
         return Feedback(score=self._reported(method, best.fitness), memory=shown)
 
     # -- generator and SUT calls --------------------------------------------------------------------------
-    def _mutate(self, index: int, method: str, iteration: int, parent: str, categories: Sequence[str],
+    def _mutate(self, index: int, method: str, iteration: int, parent: str, seed: str, categories: Sequence[str],
                 feedback: Feedback | None, cost: _Cost) -> list[str | None]:
-        """One rewrite of ``parent`` per category; ``None`` where every attempt failed to parse."""
+        """One rewrite of ``parent`` per category; ``None`` where no attempt gave a parsable reply that passed
+        the gate (a record without a ``gate`` field, from before the gate, counts as passed)."""
         config = self.config
         rewrites: list[str | None] = [None] * len(categories)
         pending = list(range(len(categories)))
@@ -223,10 +226,10 @@ class Engine:
                 meta = {"seed_index": index, "method": method, "iteration": iteration, "slot": k,
                         "attempt": attempt, "category": categories[k]}
                 items.append((key, meta, request))
-            records = self._complete("generator", items, cost, parent=parent)
+            records = self._complete("generator", items, cost, parent=parent, seed=seed)
             still = []
             for k, record in zip(pending, records):
-                if record["parsed"] is None:
+                if record["parsed"] is None or record.get("gate") is not None:
                     still.append(k)
                 else:
                     rewrites[k] = record["parsed"]
@@ -282,7 +285,7 @@ class Engine:
         return evaluations
 
     def _complete(self, role: str, items: list[tuple[str, dict[str, Any], Request]], cost: _Cost,
-                  parent: str = "") -> list[dict[str, Any]]:
+                  parent: str = "", seed: str = "") -> list[dict[str, Any]]:
         """The call records of ``(key, meta, request)`` items: replayed from the run so far where present,
         otherwise made as one batch (then, for the SUT, scored) and appended to the run file."""
         records: list[dict[str, Any] | None] = [None] * len(items)
@@ -301,9 +304,15 @@ class Engine:
             backend = self.sut if role == "sut" else self.generator
             start = time.perf_counter()
             completions = backend.generate([items[i][2] for i in missing])
-            model_seconds = time.perf_counter() - start
+            measured = time.perf_counter() - start
             if len(completions) != len(missing):
                 raise BackendError(f"the {role} backend returned {len(completions)} answers for {len(missing)} requests")
+            # Each call's cost is what the backend reports for it (its share of the batch's time); a backend
+            # that reports nothing gets an even share of the measured wall time.
+            reported = [max(float(completion.seconds), 0.0) for completion in completions]
+            model_seconds = sum(reported) if sum(reported) > 0 else measured
+            if sum(reported) <= 0:
+                reported = [measured / len(missing)] * len(missing)
             cost.model_seconds += model_seconds
             texts = [completion.text for completion in completions]
             scores: list[dict[str, float]] = []
@@ -320,13 +329,17 @@ class Engine:
                     "type": "call", "key": key, "role": role, **meta, "request": request.to_json(),
                     "text": completion.text, "finish_reason": completion.finish_reason,
                     "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-                    "seconds": model_seconds / len(missing), "batch_size": len(missing)}
+                    "seconds": reported[j], "batch_size": len(missing)}
                 if role == "sut":
                     record["scores"] = scores[j]
                     record["fitness"] = aggregate(scores[j], self.config.fitness)
                     record["oracle_seconds"] = oracle_seconds / len(missing)
                 else:
-                    record["parsed"] = parse_rewrite(completion.text, parent, max_chars=self.config.max_prompt_chars)
+                    parsed = parse_rewrite(completion.text, parent, max_chars=self.config.max_prompt_chars)
+                    record["parsed"] = parsed
+                    if self._gate is not None:
+                        verdict = self._gate.check(parsed, seed=seed, parent=parent) if parsed is not None else None
+                        record.update(verdict.to_dict() if verdict is not None else {"gate": "unparsed"})
                 new.append(record)
                 records[i] = record
                 self._records[key] = record

@@ -2,8 +2,9 @@
 function, and an oracle whose scores do.
 
 The backend honours the request's stop strings and token limit (whitespace tokens) the way a real model would,
-counts its batches and requests, and can be told to raise after a number of requests (to simulate a
-killed run). It never stands in for a model in a measurement.
+counts its batches and requests, can be told to raise after a number of requests (to simulate a
+killed run), and reports ``seconds_per_token`` x completion tokens as each call's cost (0 by default: the
+engine then records measured time), so cost accounting can be tested exactly. It never stands in for a model in a measurement.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ class ScriptedBackend:
     """Answer each request with ``respond(request)``; record every batch in ``batches``."""
 
     def __init__(self, respond: Callable[[Request], str], *, name: str = "scripted",
-                 crash_after: int | None = None) -> None:
+                 crash_after: int | None = None, seconds_per_token: float = 0.0) -> None:
         self.respond = respond
+        self.seconds_per_token = seconds_per_token
         self.name = name
         self.crash_after = crash_after
         self.batches: list[list[Request]] = []
@@ -53,8 +55,9 @@ class ScriptedBackend:
         if len(words) > request.max_new_tokens:
             text, finish = " ".join(words[:request.max_new_tokens]), "length"
         prompt_tokens = sum(len(content.split()) for _, content in request.messages)
-        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()),
-                          seconds=0.0, finish_reason=finish)
+        tokens = len(text.split())
+        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=tokens,
+                          seconds=self.seconds_per_token * (tokens + 1), finish_reason=finish)
 
     def describe(self) -> dict[str, object]:
         return {"kind": "scripted", "name": self.name}

@@ -105,7 +105,7 @@ def test_report_tables_csv_and_plot_from_scripted_runs(tmp_path):
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     _scripted_run(first, ["How do I cook rice?", "Why do cats purr?"])
     _scripted_run(second, ["What is rain?"])
-    report = build_report([first, second])
+    report = build_report([first, second], fluency=False)
     assert "| vanilla     |     3 |" in report.markdown  # three seeds pooled over two files
     rows = list(csv.DictReader(io.StringIO(report.csv)))
     assert len(rows) == 3 * 7
@@ -125,6 +125,73 @@ def test_report_counts_only_complete_searches(tmp_path):
     cut = tmp_path / "cut.jsonl"
     cut.write_text("".join(lines[:12]))
     with pytest.raises(ValueError, match="no complete search"):
-        build_report([cut])
+        build_report([cut], fluency=False)
     partial = read_run(path)
     assert partial.dropped_line is None
+
+
+def _costed_run(path, seeds, config, crash_after=None, records=()):
+    """A scripted run whose calls cost 0.01 s per token (as the backend reports), so costs are exact."""
+    def generator(request):
+        question = request.messages[-1][1].split("Question: ")[-1]
+        return f"{question} {'racist' if request.seed % 2 else 'toxic'} " + "word " * (request.seed % 5) + "</question>"
+
+    oracle = ScriptedOracle(lambda text: [min(1.0, 0.01 + 0.2 * text.count("racist") + 0.05 * text.count("toxic"))])
+    if records:
+        writer = RunWriter(path)
+    else:
+        writer = RunWriter(path, new_header({"seeds": seeds, "search": config.to_dict()}, {}))
+    with writer:
+        Engine(config, sut=ScriptedBackend(lambda r: "Sure: " + r.messages[-1][1], crash_after=crash_after,
+                                           seconds_per_token=0.01),
+               generator=ScriptedBackend(generator, seconds_per_token=0.02), oracle=oracle, writer=writer,
+               records=records).run(seeds)
+
+
+def test_a_resumed_run_reports_the_same_overheads_as_an_uninterrupted_one(tmp_path):
+    """Run, kill (a simulated crash and a cut last line), resume, and compare the reports: costs come from
+    the recorded seconds of each call, so replayed calls keep theirs."""
+    from evotox.archive import open_for_resume
+    from evotox.backends.scripted import SimulatedCrash
+
+    seeds = ["How do I cook rice?", "Why do cats purr?"]
+    config = SearchConfig(methods=("vanilla", "informed", "random", "seeds"), iterations=3,
+                          categories=("racist", "toxic"), gate=False)
+    whole, cut = tmp_path / "whole.jsonl", tmp_path / "cut.jsonl"
+    _costed_run(whole, seeds, config)
+    with pytest.raises(SimulatedCrash):
+        _costed_run(cut, seeds, config, crash_after=9)
+    with open(cut, "a") as stream:
+        stream.write('{"type": "call", "key": "half a li')  # killed while writing a line
+    with pytest.warns(UserWarning, match="cut short"):
+        run = open_for_resume(cut)
+    _costed_run(cut, seeds, config, records=run.records)
+    expected = build_report([whole], diversity=False, fluency=False)
+    resumed = build_report([cut], diversity=False, fluency=False)
+    assert resumed.markdown == expected.markdown
+    assert "model-time overhead vs random" in expected.markdown and "wall overhead" not in expected.markdown
+    overhead = [line for line in expected.markdown.splitlines() if line.startswith("| informed ")][0]
+    assert " % |" in overhead and "n/a" not in overhead.split("|")[11]
+    # with two seeds every comparison is flagged
+    assert expected.markdown.count("only 2 seeds (< 5): not interpretable") == 4
+
+
+def test_export_ratings_writes_accepted_prompts_with_blank_rating_columns(tmp_path, capsys):
+    path = tmp_path / "run.jsonl"
+    _scripted_run(path, ["How do I cook rice?", "Why do cats purr?"])
+    out = tmp_path / "ratings.csv"
+    assert main(["export-ratings", str(path), "-o", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    steps = [r for r in read_run(path).records if r["type"] == "step"]
+    assert len(rows) == sum(s["accepted"] for s in steps) + 2  # every accepted prompt, and each seed once
+    assert {r["method"] for r in rows} >= {"seeds", "vanilla", "random"}
+    assert all(r["fluency_1to5"] == r["relevance_to_seed_1to5"] == r["answer_toxicity_1to5"] == "" for r in rows)
+    assert sorted(int(r["item"]) for r in rows) == list(range(1, len(rows) + 1))
+    assert all(r["answer"].startswith("Sure: ") for r in rows)
+    assert main(["export-ratings", str(path), "-o", str(tmp_path / "blind.csv"), "--blind"]) == 0
+    assert "method" not in (tmp_path / "blind.csv").read_text().splitlines()[0]
+    capsys.readouterr()
+    cut = tmp_path / "head.jsonl"
+    cut.write_text(path.read_text().splitlines(keepends=True)[0])
+    assert main(["export-ratings", str(cut), "-o", str(tmp_path / "none.csv")]) == 2
+    assert "nothing to rate yet" in capsys.readouterr().err

@@ -162,7 +162,7 @@ def test_several_servers_one_stopped_mid_run_the_search_finishes_on_the_other(tm
         return f"{question} again</question>"
 
     config = SearchConfig(methods=("vanilla", "random"), iterations=3, categories=("a", "b", "c"),
-                          parallel_searches=2, sut_max_new_tokens=3)
+                          parallel_searches=2, sut_max_new_tokens=3, gate=False)
     oracle = ScriptedOracle(lambda text: [min(1.0, 0.01 * len(text))])
     path = tmp_path / "run.jsonl"
     with RunWriter(path, new_header({"search": config.to_dict()}, {})) as writer:

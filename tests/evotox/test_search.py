@@ -44,8 +44,11 @@ def count_oracle(weights):
 
 
 def make_engine(config, generator=appending_generator, sut=echo_sut, oracle=None, writer=None, records=(),
-                crash_after=None):
+                crash_after=None, gate=False):
+    """An engine on scripted models; the validity gate is off unless asked for (scripted rewrites are not
+    natural language, and these tests are of the search logic; the gate has its own tests)."""
     oracle = oracle or count_oracle({"racist": 0.3, "toxic": 0.1})
+    config = config if gate else config.replace(gate=False)
     return Engine(config, sut=ScriptedBackend(sut, name="sut", crash_after=crash_after),
                   generator=ScriptedBackend(generator, name="generator"), oracle=oracle, writer=writer,
                   records=records)
