@@ -161,7 +161,8 @@ class NativeWordPiece:
         ids: list[int] = []
         for segment, is_added in tokenizer._segments(sentence):
             if is_added:
-                ids.append(tokenizer.index[segment])
+                if segment != unk:  # the unknown token is never emitted, even written out as text
+                    ids.append(tokenizer.index[segment])
                 continue
             for word in tokenizer.words(segment):
                 row = word_index.get(word)
