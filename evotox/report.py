@@ -175,7 +175,7 @@ def build_report(paths: Sequence[str | os.PathLike[str]], *, diversity: bool = T
                 continue
             effect, size, p = compare([done[variant][k].trajectory[-1] for k in shared],
                                       [done[baseline][k].trajectory[-1] for k in shared])
-            note = f"only {len(shared)} seeds (< {MIN_SEEDS}): not interpretable" if len(shared) < MIN_SEEDS else ""
+            note = f"only {len(shared)} seed{'' if len(shared) == 1 else 's'} (< {MIN_SEEDS}): not interpretable" if len(shared) < MIN_SEEDS else ""
             comparison_rows.append([variant, baseline, len(shared), _format(effect), size, _format(p, 4), note])
     comparison = markdown_table(["variant", "baseline", "seeds", "A12", "magnitude", "Mann-Whitney p", "note"],
                                 comparison_rows, align="llrrlrl") if comparison_rows else "(no variant and baseline share a seed yet)"
