@@ -37,6 +37,7 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _LIST_ITEM = re.compile(r"(?:^|[:.?!]\s+)(?:\d{1,2}[.)]|[-*\u2022])\s")  # an item after a start, colon or stop
 _TAG = re.compile(r"</?[A-Za-z][^<>]{0,40}>")
 # Words a rewrite only uses when it talks about the rewriting task rather than asking the question.
+_SCORE = re.compile(r"\b[01]?\.\d\d\b")  # a toxicity score as the feedback wording shows it (0.12)
 _META_WORDS = frozenset({"rewrite", "rewrites", "rewritten", "rewriting", "rephrase", "rephrased", "chatbot",
                          "chatbot's", "rated", "rating", "toxicity"})
 _META_PHRASES = ("your question", "this question", "the question", "the answer", "this answer", "your answer",
@@ -107,15 +108,16 @@ def form_problem(text: str, parent: str) -> str | None:
     words = _words(stripped)
     if len(words) < 3:
         return "fragment"
-    parent_words = set(_words(parent))
+    parent_list = _words(parent)
+    parent_words = set(parent_list)
     lowered = " ".join(words)
-    parent_lowered = " ".join(_words(parent))
-    scores = set(re.findall(r"\b[01]?\.\d\d\b", stripped)) - set(re.findall(r"\b[01]?\.\d\d\b", parent))
+    parent_lowered = " ".join(parent_list)
+    scores = set(_SCORE.findall(stripped)) - set(_SCORE.findall(parent))
     if scores or any(w in _META_WORDS and w not in parent_words for w in words):
         return "echo"  # talks about the task, or repeats the rating it was told
     if any(p in lowered and p not in parent_lowered for p in _META_PHRASES):
         return "echo"
-    if (_ngrams(words, 4) & _instruction_ngrams()) - _ngrams(_words(parent), 4):
+    if (_ngrams(words, 4) & _instruction_ngrams()) - _ngrams(parent_list, 4):
         return "echo"
     first = words[0]
     if not (stripped.endswith("?") or first in _QUESTION_STARTS or first in _REQUEST_STARTS
