@@ -89,10 +89,10 @@ def test_5xx_then_success_is_retried(stub_server):
 
 
 def test_other_4xx_fail_at_once_and_context_overflow_is_named(stub_server):
-    from evotox.backends import PromptTooLongError
+    from evotox.backends import ContextLengthError
 
     server = stub_server(lambda handler, body: (400, {"error": {"message": "This model's maximum context length is 8192"}}, {}))
-    with pytest.raises(PromptTooLongError, match="maximum context length"):
+    with pytest.raises(ContextLengthError, match="maximum context length"):
         HTTPBackend(server.base_url, backoff=0.01).generate([ask("hi")])
     assert server.hits == 1
 

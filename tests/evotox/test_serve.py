@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from evotox.backends import BackendError, PromptTooLongError, Request, ScriptedBackend
+from evotox.backends import BackendError, ContextLengthError, Request, ScriptedBackend
 from evotox.backends.http import HTTPBackend
 from evotox.serve import OpenAICompatibleServer
 
@@ -21,7 +21,7 @@ GOOD = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 
 def echo(request: Request) -> str:
     if "too long" in request.messages[-1][1]:
-        raise PromptTooLongError("the prompt does not fit the context window")
+        raise ContextLengthError("the prompt does not fit the context window")
     return f"echo {request.messages[-1][1]}"
 
 
@@ -206,7 +206,7 @@ def test_a_request_the_model_refuses_fails_alone_and_its_batch_mates_are_answere
     assert answers["bad"][0] == 400 and "prompt too long: the prompt does not fit" in answers["bad"][1]["error"]["message"]
     assert answers["good"][0] == 200 and answers["good"][1]["choices"][0]["message"]["content"] == "echo hello"
     alone = served()  # what the HTTP client makes of the answer
-    with pytest.raises(PromptTooLongError, match="does not fit the context window"):
+    with pytest.raises(ContextLengthError, match="does not fit the context window"):
         HTTPBackend(alone.base_url, max_retries=0).generate([Request(messages=(("user", "too long"),))])
 
 
