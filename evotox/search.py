@@ -290,7 +290,7 @@ class Engine:
             if known is None:
                 missing.append(i)
                 continue
-            if known.get("request") != request.to_json():
+            if known.get("request") != request.to_dict():
                 raise RunFileError(f"the run file's call {key!r} recorded a different request than this run would "
                                    "send: the file belongs to another configuration or evotox version")
             records[i] = known
@@ -321,7 +321,7 @@ class Engine:
             for j, (i, completion) in enumerate(zip(missing, completions)):
                 key, meta, request = items[i]
                 record: dict[str, Any] = {
-                    "type": "call", "key": key, "role": role, **meta, "request": request.to_json(),
+                    "type": "call", "key": key, "role": role, **meta, "request": request.to_dict(),
                     "text": completion.text, "finish_reason": completion.finish_reason,
                     "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
                     "seconds": reported[j], "batch_size": len(missing)}

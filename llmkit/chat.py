@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shared_utils.checks import check_int, check_positive_int, check_real
+from shared_utils.records import Record, set_checked
 
 __all__ = ["ROLES", "SEED_BITS", "Completion", "ContextLengthError", "FinishReason", "Request", "check_requests",
            "derive_seed"]
@@ -38,8 +39,10 @@ class ContextLengthError(ValueError):
 
 
 @dataclass(frozen=True)
-class Request:
-    """One chat request, checked when made (a bad field is a ``TypeError``/``ValueError`` naming it).
+class Request(Record):
+    """One chat request, checked when made (a bad field is a ``TypeError``/``ValueError`` naming it); a
+    record (``to_dict``/``from_dict``, ``shared_utils.records``): ``to_dict`` is what evotox's run files record
+    and compare on resume.
 
     ``messages`` is stored as a tuple of ``(role, content)`` pairs, roles ``system``, ``user`` or
     ``assistant`` (the form the run files record); ``{"role": ..., "content": ...}`` mappings are accepted
@@ -64,24 +67,16 @@ class Request:
             raise TypeError(f"prefill must be a string, got {type(self.prefill).__name__}")
         if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
             raise ValueError(f"stop must be a sequence of non-empty strings, got {self.stop!r}")
-        checked = {"messages": messages, "stop": tuple(self.stop),
-                   "max_new_tokens": check_positive_int(self.max_new_tokens, "max_new_tokens"),
-                   "temperature": check_real(self.temperature, "temperature", minimum=0.0),
-                   "seed": check_int(self.seed, "seed", minimum=0, maximum=2**SEED_BITS - 1)}
-        for name, value in checked.items():
-            object.__setattr__(self, name, value)
+        set_checked(self, messages=messages, stop=tuple(self.stop),
+                    max_new_tokens=check_positive_int(self.max_new_tokens, "max_new_tokens"),
+                    temperature=check_real(self.temperature, "temperature", minimum=0.0),
+                    seed=check_int(self.seed, "seed", minimum=0, maximum=2**SEED_BITS - 1))
 
     def chat_messages(self) -> list[dict[str, str]]:
         """The messages as ``{"role", "content"}`` dicts (what chat templates and OpenAI servers take)."""
         if isinstance(self.messages, str):
             raise ValueError("this request is raw text, not chat messages; give it as (role, content) pairs")
         return [{"role": role, "content": content} for role, content in self.messages]
-
-    def to_json(self) -> dict[str, object]:
-        """The request as plain JSON data (what evotox's run file records, and compares on resume)."""
-        messages = self.messages if isinstance(self.messages, str) else [list(m) for m in self.messages]
-        return {"messages": messages, "prefill": self.prefill, "stop": list(self.stop),
-                "max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "seed": self.seed}
 
 
 @dataclass(frozen=True)

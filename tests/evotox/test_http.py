@@ -142,6 +142,17 @@ def test_prefill_is_sent_as_a_continued_assistant_turn_and_echoes_are_cut(stub_s
     assert seen[1]["messages"][-1]["role"] == "user" and "continue_final_message" not in seen[1]
 
 
+def test_raw_text_goes_to_the_completions_endpoint_as_it_is_and_the_chat_endpoint_refuses_it(stub_server):
+    seen = []
+    server = stub_server(lambda handler, body: (seen.append(body), (200, OK, {}))[1])
+    raw = Request("The cat sat on the", prefill=" mat", seed=5)
+    with pytest.raises(ValueError, match=r"requests\[1\] is raw text.*endpoint='completions'"):
+        HTTPBackend(server.base_url).generate([ask("hi"), raw])
+    assert seen == []  # refused before anything was sent
+    [reply] = HTTPBackend(server.base_url, endpoint="completions").generate([raw])
+    assert reply.text == "fine" and seen[0]["prompt"] == "The cat sat on the mat" and seen[0]["seed"] == 5
+
+
 @pytest.mark.slow
 def test_several_servers_one_stopped_mid_run_the_search_finishes_on_the_other(tmp_path, local_backend):
     """Issue 14: two loopback servers with the real model behind one backend, two searches at once; one

@@ -166,6 +166,7 @@ BAD_REQUESTS = {
     "max-tokens-zero": ({**GOOD, "max_tokens": 0}, r"max_tokens must be an int >= 1, got 0"),
     "max-tokens-text": ({**GOOD, "max_tokens": "8"}, r"max_tokens must be an int, got str"),
     "seed-negative": ({**GOOD, "seed": -1}, r"seed must be an int >= 0"),
+    "seed-over-31-bits": ({**GOOD, "seed": 2**31}, r"seed must be an int <= 2147483647"),
     "stop-not-text": ({**GOOD, "stop": [1]}, r"stop must be a non-empty string or a list"),
     "streaming": ({**GOOD, "stream": True}, r"streaming is not supported"),
     "not-an-object": (b"[1, 2]", r"the body must be a JSON object"),

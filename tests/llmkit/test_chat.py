@@ -24,12 +24,16 @@ def test_messages_are_stored_as_pairs_whichever_form_they_come_in():
         Request("raw").chat_messages()
 
 
-def test_to_json_is_the_run_files_format():
-    """evotox compares a resumed run's requests with the recorded ``to_json``: this format must not drift."""
+def test_to_dict_is_the_run_files_format_and_from_dict_reads_it_back():
+    """evotox compares a resumed run's requests with the recorded ``to_dict``: this format must not drift."""
     request = Request([{"role": "user", "content": "Hi"}], prefill="<q>", stop=["</q>"], max_new_tokens=8,
                       temperature=0.7, seed=5)
-    assert request.to_json() == {"messages": [["user", "Hi"]], "prefill": "<q>", "stop": ["</q>"],
-                                 "max_new_tokens": 8, "temperature": 0.7, "seed": 5}
+    recorded = {"messages": [["user", "Hi"]], "prefill": "<q>", "stop": ["</q>"], "max_new_tokens": 8,
+                "temperature": 0.7, "seed": 5}
+    assert request.to_dict() == recorded and list(request.to_dict()) == list(recorded)
+    assert Request.from_dict(recorded) == request and Request.from_dict(Request("raw").to_dict()) == Request("raw")
+    with pytest.raises(ValueError, match=r"unknown Request keys \['top_k'\]"):
+        Request.from_dict({**recorded, "top_k": 4})
 
 
 @pytest.mark.parametrize(("fields", "error", "message"), [
@@ -56,7 +60,7 @@ def test_numpy_numbers_are_stored_as_python_ones():
     np = pytest.importorskip("numpy")
     request = Request([("user", "hi")], max_new_tokens=np.int64(4), temperature=np.float32(0.5), seed=np.int64(3))
     assert type(request.max_new_tokens) is int and type(request.temperature) is float and type(request.seed) is int
-    __import__("json").dumps(request.to_json())
+    __import__("json").dumps(request.to_dict())
 
 
 def test_completion_defaults_and_the_context_error():
