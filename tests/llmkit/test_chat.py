@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from hypothesis import given
@@ -10,6 +11,12 @@ from hypothesis import strategies as st
 
 from llmkit.chat import SEED_BITS, Completion, ContextLengthError, Request, derive_seed
 
+ROLE = st.sampled_from(["system", "user", "assistant"])
+REQUESTS = st.builds(
+    Request, messages=st.one_of(st.text(max_size=30), st.lists(st.tuples(ROLE, st.text(max_size=30)), min_size=1,
+                                                                 max_size=3)),
+    prefill=st.text(max_size=10), stop=st.lists(st.text(min_size=1, max_size=5), max_size=3),
+    max_new_tokens=st.integers(1, 4096), temperature=st.floats(0, 2), seed=st.integers(0, 2**SEED_BITS - 1))
 PARTS = st.lists(st.one_of(st.integers(min_value=0, max_value=2**64), st.text(max_size=20)), min_size=1, max_size=4)
 
 
@@ -36,6 +43,11 @@ def test_to_dict_is_the_run_files_format_and_from_dict_reads_it_back():
         Request.from_dict({**recorded, "top_k": 4})
 
 
+@given(REQUESTS)
+def test_every_request_round_trips_through_json(request):
+    assert Request.from_dict(json.loads(json.dumps(request.to_dict()))) == request
+
+
 @pytest.mark.parametrize(("fields", "error", "message"), [
     ({"messages": ()}, ValueError, "non-empty sequence"),
     ({"messages": [("robot", "hi")]}, ValueError, r"messages\[0\] is \('robot', str\)"),
@@ -60,7 +72,7 @@ def test_numpy_numbers_are_stored_as_python_ones():
     np = pytest.importorskip("numpy")
     request = Request([("user", "hi")], max_new_tokens=np.int64(4), temperature=np.float32(0.5), seed=np.int64(3))
     assert type(request.max_new_tokens) is int and type(request.temperature) is float and type(request.seed) is int
-    __import__("json").dumps(request.to_dict())
+    json.dumps(request.to_dict())
 
 
 def test_completion_defaults_and_the_context_error():
