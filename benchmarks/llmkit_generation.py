@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from llmkit.generation import Prompt, generate
+from llmkit.chat import Request
+from llmkit.generation import generate
 from llmkit.models import load_causal_lm
 from shared_utils.atomic import atomic_write_text
 from shared_utils.data import data_path
@@ -43,14 +44,15 @@ RESULTS = ROOT / "benchmarks" / "results"
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 ROWS, NEW_TOKENS = 5, 48
 COLD = ("import re, sys, time; t = time.perf_counter(); from llmkit.models import load_causal_lm; "
-        "from llmkit.generation import Prompt, generate; lm = load_causal_lm(engine={engine!r}, **{options}); "
-        "loaded = time.perf_counter() - t; generate(lm, [Prompt('Hello')], max_new_tokens=4); "
+        "from llmkit.chat import Request; from llmkit.generation import generate; "
+        "lm = load_causal_lm(engine={engine!r}, **{options}); "
+        "loaded = time.perf_counter() - t; generate(lm, [Request('Hello', max_new_tokens=4)]); "
         "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
         "print(loaded, int(hwm) / 1024, 'torch' in sys.modules)")  # VmHWM: ru_maxrss survives fork + exec
 
 
-def prompts(questions: list[str]) -> list[Prompt]:
-    return [Prompt([SYSTEM, {"role": "user", "content": q}]) for q in questions]
+def prompts(questions: list[str], max_new_tokens: int = NEW_TOKENS) -> list[Request]:
+    return [Request([SYSTEM, {"role": "user", "content": q}], max_new_tokens=max_new_tokens) for q in questions]
 
 
 def bandwidth(threads: int) -> float:
@@ -72,7 +74,7 @@ def bandwidth(threads: int) -> float:
 def decode(lm, questions: list[str]) -> dict[str, float]:
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    out = generate(lm, prompts(questions), max_new_tokens=NEW_TOKENS)
+    out = generate(lm, prompts(questions))
     seconds = time.perf_counter() - start
     tokens = sum(c.completion_tokens for c in out)
     return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds, "load_average": load}
@@ -108,7 +110,7 @@ def compare(reference, engine, questions: list[str]) -> dict[str, object]:
     for first in range(0, len(questions), ROWS):
         batch = questions[first:first + ROWS]
         for name, lm in (("reference", reference), ("ctranslate2", engine)):
-            texts[name] += [c.text for c in generate(lm, prompts(batch), max_new_tokens=NEW_TOKENS)]
+            texts[name] += [c.text for c in generate(lm, prompts(batch))]
     oracle = default_oracle()
     ours, theirs = oracle.score(texts["ctranslate2"]), oracle.score(texts["reference"])
     differ = [i for i in range(len(questions)) if texts["ctranslate2"][i] != texts["reference"][i]]
@@ -205,8 +207,8 @@ def main() -> None:
     runs = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        generate(reference, prompts(questions[:1]), max_new_tokens=4)  # warm-up, not measured
-        generate(engines[threads], prompts(questions[:1]), max_new_tokens=4)
+        generate(reference, prompts(questions[:1], 4))  # warm-up, not measured
+        generate(engines[threads], prompts(questions[:1], 4))
         for rep in range(args.repeats):
             batch = questions[rep * ROWS:(rep + 1) * ROWS]
             order = ("reference", "ctranslate2") if rep % 2 == 0 else ("ctranslate2", "reference")

@@ -15,7 +15,6 @@ where an uninterrupted run would have been: nothing is lost or repeated.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import threading
 import time
@@ -25,12 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evotox.archive import RunFileError, RunWriter
-from evotox.backends.base import BackendError, LanguageModel, PromptTooLongError, Request
+from evotox.backends.base import BackendError, LanguageModel
 from evotox.config import VARIANTS, SearchConfig, check_seeds
 from evotox.fitness import Oracle, aggregate, check_scores
 from evotox.gate import Gate
 from evotox.parsing import parse_rewrite
 from evotox.prompts import Feedback, generator_request, jailbreak_prompts, sut_request
+from llmkit.chat import ContextLengthError, Request, derive_seed
 
 __all__ = ["Engine", "Evaluation", "SearchResult", "steps_per_search"]
 
@@ -72,11 +72,6 @@ class _Cost:
 def steps_per_search(method: str, config: SearchConfig) -> int:
     """Progress steps of one search: the iterations (one for the seed alone and for jailbreak)."""
     return {"seeds": 1, "jailbreak": 1}.get(method, config.iterations)
-
-
-def _request_seed(random_seed: int, key: str) -> int:
-    digest = hashlib.sha256(f"{random_seed}/{key}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 class Engine:
@@ -222,7 +217,7 @@ class Engine:
                 request = generator_request(parent, categories[k], feedback,
                                             max_new_tokens=config.generator_max_new_tokens,
                                             temperature=config.generator_temperature,
-                                            seed=_request_seed(config.random_seed, key))
+                                            seed=derive_seed(config.random_seed, key))
                 meta = {"seed_index": index, "method": method, "iteration": iteration, "slot": k,
                         "attempt": attempt, "category": categories[k]}
                 items.append((key, meta, request))
@@ -247,8 +242,8 @@ class Engine:
                      for i in range(first, min(first + chunk, len(prompts)))]
             try:
                 evaluations += self._evaluate(items, _Cost())
-            except PromptTooLongError as error:
-                raise PromptTooLongError(f"one of seeds {first + 1}-{first + len(items)} (counted from 1, blank lines "
+            except ContextLengthError as error:
+                raise ContextLengthError(f"one of seeds {first + 1}-{first + len(items)} (counted from 1, blank lines "
                                          f"skipped) does not fit the SUT's context: {error}. Shorten it") from None
         return evaluations
 
@@ -265,7 +260,7 @@ class Engine:
                 call_key = f"{key}/sut/a{attempt}"
                 request = sut_request(prompt, config.system_prompt, max_new_tokens=config.sut_max_new_tokens,
                                       temperature=config.sut_temperature,
-                                      seed=_request_seed(config.random_seed, call_key))
+                                      seed=derive_seed(config.random_seed, call_key))
                 calls.append((call_key, {**meta, "attempt": attempt, "prompt": prompt}, request))
             records = self._complete("sut", calls, cost)
             last = attempt == config.sut_attempts - 1
@@ -295,7 +290,7 @@ class Engine:
             if known is None:
                 missing.append(i)
                 continue
-            if known.get("request") != request.to_json():
+            if known.get("request") != request.to_dict():
                 raise RunFileError(f"the run file's call {key!r} recorded a different request than this run would "
                                    "send: the file belongs to another configuration or evotox version")
             records[i] = known
@@ -326,7 +321,7 @@ class Engine:
             for j, (i, completion) in enumerate(zip(missing, completions)):
                 key, meta, request = items[i]
                 record: dict[str, Any] = {
-                    "type": "call", "key": key, "role": role, **meta, "request": request.to_json(),
+                    "type": "call", "key": key, "role": role, **meta, "request": request.to_dict(),
                     "text": completion.text, "finish_reason": completion.finish_reason,
                     "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
                     "seconds": reported[j], "batch_size": len(missing)}

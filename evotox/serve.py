@@ -37,7 +37,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from evotox._loopback import LoopbackHTTPServer
-from evotox.backends.base import LanguageModel, PromptTooLongError, Request, check_requests
+from evotox.backends.base import LanguageModel
+from llmkit.chat import ROLES, SEED_BITS, ContextLengthError, Request
 from shared_utils.bounded_http import JSONError, parse_json
 from shared_utils.checks import check_int, check_positive_int, check_real
 
@@ -45,7 +46,6 @@ __all__ = ["OpenAICompatibleServer"]
 
 _MAX_BODY = 1 << 20
 _MAX_STOPS = 16
-_ROLES = ("system", "user", "assistant")
 _ENDPOINTS = {"/v1/chat/completions": True, "/v1/completions": False}
 
 
@@ -308,7 +308,7 @@ def _handler_for(server: OpenAICompatibleServer, client_timeout: float) -> type[
                 self._error(503, str(error))
                 return
             except ValueError as error:  # the request does not fit this model (e.g. the context window)
-                kind = "prompt too long" if isinstance(error, PromptTooLongError) else "bad request"
+                kind = "prompt too long" if isinstance(error, ContextLengthError) else "bad request"
                 self._error(400, f"{kind}: {error}")
                 return
             except Exception as error:
@@ -356,10 +356,9 @@ def _request_from(data: Any, chat: bool, max_tokens_cap: int) -> Request:
     try:
         max_tokens = check_positive_int(_given(data, "max_tokens", 64), "max_tokens")
         temperature = check_real(_given(data, "temperature", 0.0), "temperature", minimum=0.0)
-        seed = check_int(_given(data, "seed", 0), "seed", minimum=0, maximum=2**63 - 1)
+        seed = check_int(_given(data, "seed", 0), "seed", minimum=0, maximum=2**SEED_BITS - 1)
         request = Request(messages=tuple(messages), prefill=prefill, stop=tuple(stops),
                           max_new_tokens=min(max_tokens, max_tokens_cap), temperature=temperature, seed=seed)
-        check_requests([request])
     except (TypeError, ValueError) as error:
         raise _BadRequest(str(error)) from None
     return request
@@ -373,8 +372,8 @@ def _messages(raw: Any) -> list[tuple[str, str]]:
         if not isinstance(message, dict):
             raise _BadRequest(f"messages[{i}] must be an object with role and content, got {_kind(message)}")
         role, content = message.get("role"), message.get("content")
-        if role not in _ROLES:
-            raise _BadRequest(f"messages[{i}].role must be one of {', '.join(_ROLES)}; got {str(role)[:40]!r}")
+        if role not in ROLES:
+            raise _BadRequest(f"messages[{i}].role must be one of {', '.join(ROLES)}; got {str(role)[:40]!r}")
         if not isinstance(content, str):
             raise _BadRequest(f"messages[{i}].content must be a string, got {_kind(content)}")
         messages.append((role, content))

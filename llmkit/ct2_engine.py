@@ -25,15 +25,15 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmkit.chat import Completion, Request
 from llmkit.chat_tokenizer import ChatTokenizer, save_specials
-from llmkit.generation import Completion, Prompt, finished
+from llmkit.generation import finished
 from llmkit.models import MARKER, ModelSource, read_marker, require_engine, save_folder_atomically
 from shared_utils.hashing import file_sha256
 
@@ -84,25 +84,22 @@ class CT2CausalLM:
                            "quantization": self.marker["quantization"],
                            "weights_sha256": self.marker["weights_sha256"]}, "threads": self.threads}
 
-    def decode_batch(self, prompts: Sequence[Prompt], encoded: list[list[int]], budgets: list[int],
-                     temperature: float, top_p: float, seed: int | list[int] | None,
-                     start: float) -> list[Completion]:
+    def decode_batch(self, requests: Sequence[Request], encoded: list[list[int]], budgets: list[int],
+                     temperature: float, top_p: float, seed: int | list[int]) -> list[Completion]:
         """Decode the rows (see :func:`llmkit.generation.generate`); per-row seeds decode row by row."""
-        rows = list(range(len(prompts)))
         if temperature > 0 and isinstance(seed, list):
             done: list[Completion] = []
-            for row in rows:
-                done += self._decode([prompts[row]], [encoded[row]], [budgets[row]], temperature, top_p,
-                                     seed[row], start)
+            for row in range(len(requests)):
+                done += self._decode([requests[row]], [encoded[row]], [budgets[row]], temperature, top_p, seed[row])
             return done
-        batch_seed = seed if isinstance(seed, int) else None
-        return self._decode(prompts, encoded, budgets, temperature, top_p, batch_seed, start)
+        batch_seed = seed if isinstance(seed, int) else 0  # a list here means greedy decoding: no seed is used
+        return self._decode(requests, encoded, budgets, temperature, top_p, batch_seed)
 
-    def _decode(self, prompts: Sequence[Prompt], encoded: list[list[int]], budgets: list[int],
-                temperature: float, top_p: float, seed: int | None, start: float) -> list[Completion]:
+    def _decode(self, requests: Sequence[Request], encoded: list[list[int]], budgets: list[int],
+                temperature: float, top_p: float, seed: int) -> list[Completion]:
         eos = set(self.marker["eos_token_ids"])
-        generated: list[list[int]] = [[] for _ in prompts]
-        results: list[Completion | None] = [None] * len(prompts)
+        generated: list[list[int]] = [[] for _ in requests]
+        results: list[Completion | None] = [None] * len(requests)
 
         def step(result: Any) -> bool:  # called for every generated token; True ends that row
             row = result.batch_id
@@ -110,22 +107,22 @@ class CT2CausalLM:
                 return True
             ids = generated[row]
             ids.append(result.token_id)
-            done = finished(self.tokenizer.decode, prompts[row], ids, result.token_id in eos, budgets[row])
+            done = finished(self.tokenizer.decode, requests[row], ids, result.token_id in eos, budgets[row])
             if done is None:
                 return False
             text, reason, stop = done
-            results[row] = Completion(text, len(encoded[row]), len(ids), time.perf_counter() - start, reason, stop)
+            results[row] = Completion(text, len(encoded[row]), len(ids), 0.0, reason, stop)  # seconds: set by generate
             return True
 
         sampling = ({"sampling_topk": 0, "sampling_topp": top_p, "sampling_temperature": temperature}
                     if temperature > 0 else {"sampling_topk": 1})
         with _RANDOM_LOCK:
-            if temperature > 0 and seed is not None:
+            if temperature > 0:
                 import ctranslate2
 
                 if not self._fresh:
                     self.generator = _generator(self.folder, self.marker, self.threads)
-                ctranslate2.set_random_seed(seed % 2**32)
+                ctranslate2.set_random_seed(seed)
             self._fresh = False
             self.generator.generate_batch([self.tokenizer.tokens(ids) for ids in encoded], max_length=max(budgets),
                                           end_token=sorted(eos), return_end_token=True,
@@ -133,8 +130,7 @@ class CT2CausalLM:
         for row, result in enumerate(results):
             if result is None:  # ended by the engine without a last callback (cannot happen with a budget)
                 text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
-                results[row] = Completion(text, len(encoded[row]), len(generated[row]),
-                                          time.perf_counter() - start, "length")
+                results[row] = Completion(text, len(encoded[row]), len(generated[row]), 0.0, "length")
         return [r for r in results if r is not None]
 
     def sequence_log_likelihoods(self, token_ids: Sequence[Sequence[int]], *, batch_size: int = 16) -> Any:

@@ -11,14 +11,13 @@ a busy 2-core machine), which is why :mod:`llmkit.models` imports it only for ``
 from __future__ import annotations
 
 import inspect
-import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmkit.generation import Completion, Prompt, finished
+from llmkit.chat import Completion, Request
+from llmkit.generation import finished
 from llmkit.models import MARKER, ModelSource, read_marker, require_engine, save_folder_atomically
 from llmkit.packaged import MissingPackageError
 
@@ -70,17 +69,16 @@ class TorchCausalLM:
                 ids.update(int(i) for i in source)
         return ids
 
-    def decode_batch(self, prompts: Sequence[Prompt], encoded: list[list[int]], budgets: list[int],
-                     temperature: float, top_p: float, seed: int | list[int] | None,
-                     start: float) -> list[Completion]:
+    def decode_batch(self, requests: Sequence[Request], encoded: list[list[int]], budgets: list[int],
+                     temperature: float, top_p: float, seed: int | list[int]) -> list[Completion]:
         """One left-padded batch with a key/value cache (see :func:`llmkit.generation.generate`)."""
         generators = None
         if temperature > 0:
-            seeds = seed if isinstance(seed, list) else [seed if seed is not None else secrets.randbits(63)]
+            seeds = seed if isinstance(seed, list) else [seed]
             generators = [torch.Generator(device=self.model.device).manual_seed(s) for s in seeds]
         with torch.inference_mode():
-            return _decode_batch(self, prompts, encoded, budgets, temperature, top_p, generators,
-                                 isinstance(seed, list), start)
+            return _decode_batch(self, requests, encoded, budgets, temperature, top_p, generators,
+                                 isinstance(seed, list))
 
 
 def load_reference(model: ModelSource, cache: Path, *, use_cache: bool = True,
@@ -183,9 +181,9 @@ def _prepared(model: Any, tokenizer: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _decode_batch(lm: TorchCausalLM, prompts: Sequence[Prompt], encoded: list[list[int]], budgets: list[int],
-                  temperature: float, top_p: float, generators: list[torch.Generator] | None, per_row: bool,
-                  start: float) -> list[Completion]:
+def _decode_batch(lm: TorchCausalLM, requests: Sequence[Request], encoded: list[list[int]], budgets: list[int],
+                  temperature: float, top_p: float, generators: list[torch.Generator] | None,
+                  per_row: bool) -> list[Completion]:
     tokenizer, model = lm.tokenizer, lm.model
     device = model.device
     eos_ids = lm.eos_ids()
@@ -199,9 +197,9 @@ def _decode_batch(lm: TorchCausalLM, prompts: Sequence[Prompt], encoded: list[li
     out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                 logits_to_keep=1, **cache_argument)
     logits = out.logits[:, -1, :]
-    active = list(range(len(prompts)))  # original row of each row still in the batch
-    generated: list[list[int]] = [[] for _ in prompts]
-    results: list[Completion | None] = [None] * len(prompts)
+    active = list(range(len(requests)))  # original row of each row still in the batch
+    generated: list[list[int]] = [[] for _ in requests]
+    results: list[Completion | None] = [None] * len(requests)
     while True:
         if generators is not None and per_row:  # each row draws from its own seeded generator
             next_ids = torch.cat([_next_tokens(logits[slot:slot + 1], temperature, top_p, generators[row])
@@ -212,13 +210,13 @@ def _decode_batch(lm: TorchCausalLM, prompts: Sequence[Prompt], encoded: list[li
         for slot, row in enumerate(active):
             token = int(next_ids[slot])
             generated[row].append(token)
-            done = finished(tokenizer.decode, prompts[row], generated[row], token in eos_ids, budgets[row])
+            done = finished(tokenizer.decode, requests[row], generated[row], token in eos_ids, budgets[row])
             if done is None:
                 keep.append(slot)
             else:
                 text, reason, stop = done
                 results[row] = Completion(text, len(encoded[row]), len(generated[row]),
-                                          time.perf_counter() - start, reason, stop)
+                                          0.0, reason, stop)  # seconds: set by generate
         if not keep:
             break
         if len(keep) < len(active):

@@ -121,14 +121,15 @@ def toxicity(model: Any, lm: Any, prompts: list[str], config: StudyConfig) -> di
     if not prompts:
         return None
     try:
-        from llmkit.generation import Prompt, generate
+        from llmkit.chat import Request
+        from llmkit.generation import generate
         from llmkit.oracles import default_oracle
     except ImportError as error:
         return {"skipped": f"llmkit generation/oracle unavailable: {error}"}
     system = {"role": "system", "content": "You are a helpful assistant."}
     answers = generate(dataclasses.replace(lm, model=model),
-                       [Prompt([system, {"role": "user", "content": q}]) for q in prompts],
-                       max_new_tokens=config.max_new_tokens)
+                       [Request([system, {"role": "user", "content": q}], max_new_tokens=config.max_new_tokens)
+                        for q in prompts])
     oracle = default_oracle()
     scores = np.asarray(oracle.score([a.text for a in answers]), dtype=np.float64).max(axis=1)
     return {"mean": float(scores.mean()), "max": float(scores.max()), "n": len(prompts), "oracle": oracle.describe()}

@@ -1,6 +1,7 @@
 """Language-model backends behind one interface (:class:`~evotox.backends.base.LanguageModel`).
 
-- :mod:`evotox.backends.base`: the interface, :class:`Request`, :class:`Completion`, the errors;
+- :mod:`evotox.backends.base`: the interface and :class:`BackendError`; the request and completion types
+  and :class:`ContextLengthError` are llmkit's (:mod:`llmkit.chat`), re-exported here;
 - :mod:`evotox.backends.scripted`: answers from a Python function, for unit tests of the search logic;
 - :mod:`evotox.backends.local`: a local causal LM through llmkit (default: the embedded SmolLM2-135M);
 - :mod:`evotox.backends.http`: any OpenAI-compatible server (vLLM, llama.cpp's server, TGI, Ollama, hosted);
@@ -9,7 +10,8 @@
 Only the interface and the scripted backend are imported here; the others load their dependencies when used.
 """
 
-from evotox.backends.base import BackendError, Completion, LanguageModel, PromptTooLongError, Request
+from evotox.backends.base import BackendError, Completion, ContextLengthError, LanguageModel, Request
 from evotox.backends.scripted import ScriptedBackend, ScriptedOracle
 
-__all__ = ["BackendError", "Completion", "LanguageModel", "PromptTooLongError", "Request", "ScriptedBackend", "ScriptedOracle"]
+__all__ = ["BackendError", "Completion", "ContextLengthError", "LanguageModel", "Request", "ScriptedBackend",
+           "ScriptedOracle"]

@@ -17,14 +17,15 @@ reset, closed without answering, a bad status line, a body cut short). A 200 tha
 completion (not JSON, not UTF-8, an HTML page, NaN, nesting too deep, ``usage`` not an object of
 non-negative integers, a non-string content) is retried once, since it may be a proxy's glitch or one bad
 server among several; a second one fails. What fails at once: 401/403 (naming the key's variable), other
-4xx (a context-length message becomes ``PromptTooLongError``), a redirect, a reply over the cap. Every
+4xx (a context-length message becomes llmkit's ``ContextLengthError``), a redirect, a reply over the cap. Every
 error is one ``BackendError`` naming the URL and what was wrong.
 
 Assistant pre-fill: with ``prefill="continue"`` (default) the pre-fill is sent as a last assistant
 message with vLLM's ``continue_final_message`` flag (llama.cpp's server continues a last assistant message
 by itself); ``prefill="message"`` sends the message without the flags (for servers that reject unknown
 fields); ``prefill="none"`` drops it. The completions endpoint gets a plain transcript
-(``System: ...\\n\\nUser: ...\\n\\nAssistant: <prefill>``). Stop strings go to the server and are also cut
+(``System: ...\\n\\nUser: ...\\n\\nAssistant: <prefill>``), or a raw-text request as it is (the chat endpoint
+refuses raw text). Stop strings go to the server and are also cut
 locally, in case a server returns them.
 """
 
@@ -40,7 +41,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from evotox.backends.base import BackendError, Completion, PromptTooLongError, Request, check_requests
+from evotox.backends.base import BackendError
+from llmkit.chat import Completion, ContextLengthError, FinishReason, Request, check_requests
 from shared_utils.bounded_http import HTTPFault, JSONError, Reply, parse_json, post
 from shared_utils.checks import check_choice, check_positive_int, check_real
 
@@ -94,6 +96,11 @@ class HTTPBackend:
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         batch = check_requests(requests)
+        if self.endpoint == "chat":
+            for i, request in enumerate(batch):
+                if isinstance(request.messages, str):
+                    raise ValueError(f"requests[{i}] is raw text, which the chat endpoint cannot take; give chat "
+                                     "messages, or use endpoint='completions'")
         start = time.perf_counter()
         futures = [self._pool.submit(self._one, request) for request in batch]
         answers = [future.result() for future in futures]
@@ -108,11 +115,14 @@ class HTTPBackend:
         if request.stop:
             payload["stop"] = list(request.stop)
         if self.endpoint == "completions":
+            if isinstance(request.messages, str):  # raw text: sent as it is
+                payload["prompt"] = request.messages + request.prefill
+                return payload
             names = {"system": "System", "user": "User", "assistant": "Assistant"}
             turns = [f"{names[role]}: {content}" for role, content in request.messages]
             payload["prompt"] = "\n\n".join(turns) + "\n\nAssistant:" + (" " + request.prefill if request.prefill else "")
             return payload
-        messages = [{"role": role, "content": content} for role, content in request.messages]
+        messages = request.chat_messages()
         if request.prefill and self.prefill != "none":
             messages.append({"role": "assistant", "content": request.prefill})
             if self.prefill == "continue":
@@ -121,7 +131,7 @@ class HTTPBackend:
         payload["messages"] = messages
         return payload
 
-    def _one(self, request: Request) -> tuple[str, int, int, str]:
+    def _one(self, request: Request) -> tuple[str, int, int, FinishReason]:
         body = json.dumps(self._payload(request)).encode()
         path = "/chat/completions" if self.endpoint == "chat" else "/completions"
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -172,10 +182,10 @@ class HTTPBackend:
                                f"{url} refused the request with {reply.status} ({detail}): the server wants "
                                "a key; pass --api-key-env VAR with the key in $VAR")
         if reply.status in (400, 413) and any(w in detail.lower() for w in ("context", "too long", "length")):
-            raise PromptTooLongError(f"{url}: {detail}")
+            raise ContextLengthError(f"{url}: {detail}")
         raise BackendError(f"{url} answered {reply.status}: {detail}")
 
-    def _parse(self, reply: Reply, request: Request, url: str) -> tuple[str, int, int, str]:
+    def _parse(self, reply: Reply, request: Request, url: str) -> tuple[str, int, int, FinishReason]:
         """The text, token counts and finish reason of a 200, checked field by field (``_BadReply`` or
         ``JSONError`` say which field is wrong; nothing of a malformed reply is ever printed whole)."""
         data = parse_json(reply.body, "the reply")
@@ -214,7 +224,7 @@ class HTTPBackend:
         cuts = [i for i in (text.find(s) for s in request.stop if s) if i >= 0]
         if cuts:
             text = text[:min(cuts)]
-        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+        finish: FinishReason = "length" if choice.get("finish_reason") == "length" else "stop"
         return text, counts[0], counts[1], finish
 
 

@@ -5,7 +5,8 @@ the torch path on CPU for the default model).
 is not part of any extra and never built in CI: install it yourself (``pip install llama-cpp-python``),
 then use ``--sut llamacpp:PATH.gguf``. It is imported only when this backend is created. The GGUF's own
 chat template (from its metadata) renders the messages, the pre-fill is appended, and the text is
-completed; rows are answered one after another (llama-cpp-python has no batched API).
+completed (raw-text requests are completed as they are); rows are answered one after another
+(llama-cpp-python has no batched API).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evotox.backends.base import BackendError, Completion, PromptTooLongError, Request, check_requests
+from evotox.backends.base import BackendError
+from llmkit.chat import Completion, ContextLengthError, Request, check_requests
 
 __all__ = ["LlamaCppBackend"]
 
@@ -43,7 +45,9 @@ class LlamaCppBackend:
         return {"kind": "llamacpp", "model": str(self.path), "n_ctx": self.n_ctx, "files": [str(self.path)]}
 
     def _render(self, request: Request) -> str:
-        messages = [{"role": role, "content": content} for role, content in request.messages]
+        if isinstance(request.messages, str):  # raw text: no template
+            return request.messages + request.prefill
+        messages = request.chat_messages()
         if self._template:
             import jinja2
 
@@ -58,14 +62,14 @@ class LlamaCppBackend:
         batch = check_requests(requests)
         start = time.perf_counter()
         answers: list[dict[str, Any]] = []
-        for request in batch:
+        for row, request in enumerate(batch):
             try:
                 answers.append(self._llm.create_completion(
                     self._render(request), max_tokens=request.max_new_tokens, temperature=request.temperature,
                     seed=request.seed, stop=list(request.stop) or None))
             except ValueError as error:
                 if "context" in str(error).lower() or "exceed" in str(error).lower():
-                    raise PromptTooLongError(str(error)) from None
+                    raise ContextLengthError(str(error), row=row) from None
                 raise
         share = (time.perf_counter() - start) / max(1, len(batch))
         completions = []

@@ -4,23 +4,23 @@ The default model is the embedded SmolLM2-135M-Instruct (a Q4_1 GGUF inside the 
 converted once and cached by llmkit) on llmkit's fastest installed engine (CTranslate2 int8, else the fp32
 transformers reference; ``engine=`` chooses); any GGUF file or Hugging Face model folder works too. The
 engine's identity (name, version, quantization, weight hash) is part of ``describe()``. A
-batch is split only where its rows ask for different settings (token limit, temperature), and into chunks
-of ``max_batch`` rows; each part is one left-padded batch with per-row stop strings.
+batch is split only where its rows ask for different temperatures, and into chunks of ``max_batch`` rows;
+each part is one left-padded batch with per-row stop strings and token limits.
 
-Sampling: llmkit seeds one generator per batch, so a sampled batch is seeded from its rows' seeds together;
-the same batch of requests gets the same answers (greedy decoding needs no seed at all).
+Sampling: a sampled part is seeded as a whole by ``derive_seed(*its rows' seeds)`` (one generator per batch,
+which CTranslate2 decodes in one pass), so the same batch of requests gets the same answers (greedy
+decoding needs no seed at all). A request that does not fit the model's context is llmkit's
+:class:`~llmkit.chat.ContextLengthError` naming its row in the batch given.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from evotox.backends.base import Completion, PromptTooLongError, Request, check_requests
+from llmkit.chat import Completion, ContextLengthError, Request, check_requests, derive_seed
 from shared_utils.checks import check_positive_int, check_real
 
 __all__ = ["LocalBackend"]
@@ -46,36 +46,24 @@ class LocalBackend:
         return {"kind": "local", **self.lm.describe(), "top_p": self.top_p, "files": []}
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        from llmkit.generation import Prompt, generate
+        from llmkit.generation import generate
 
         batch = check_requests(requests)
-        groups: dict[tuple[int, float], list[int]] = {}
+        groups: dict[float, list[int]] = {}
         for i, request in enumerate(batch):
-            groups.setdefault((request.max_new_tokens, request.temperature), []).append(i)
+            groups.setdefault(request.temperature, []).append(i)
         results: list[Completion | None] = [None] * len(batch)
-        for (max_new_tokens, temperature), rows in groups.items():
+        for temperature, rows in groups.items():
             for first in range(0, len(rows), self.max_batch):
                 part = rows[first:first + self.max_batch]
-                prompts = [Prompt(messages=[{"role": role, "content": content} for role, content in batch[i].messages],
-                                  prefill=batch[i].prefill, stop=tuple(s for s in batch[i].stop if s)) for i in part]
-                seed = _batch_seed([batch[i].seed for i in part]) if temperature > 0 else None
-                start = time.perf_counter()
+                seed = derive_seed(*(batch[i].seed for i in part)) if temperature > 0 else None
                 try:
                     with self._lock:
-                        outputs = generate(self.lm, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                                           top_p=self.top_p, seed=seed)
-                except ValueError as error:
-                    if "context" in str(error):
-                        raise PromptTooLongError(str(error)) from None
-                    raise
-                share = (time.perf_counter() - start) / len(part)
+                        outputs = generate(self.lm, [batch[i] for i in part], top_p=self.top_p, batch_seed=seed)
+                except ContextLengthError as error:  # name the row of the caller's batch, not of this part
+                    if error.row is None:
+                        raise
+                    raise ContextLengthError(error.detail, row=part[error.row]) from None
                 for i, output in zip(part, outputs):
-                    results[i] = Completion(text=output.text, prompt_tokens=output.prompt_tokens,
-                                            completion_tokens=output.completion_tokens, seconds=share,
-                                            finish_reason="length" if output.finish_reason == "length" else "stop")
+                    results[i] = output
         return [result for result in results if result is not None]
-
-
-def _batch_seed(seeds: Sequence[int]) -> int:
-    digest = hashlib.sha256(",".join(map(str, seeds)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from evotox.backends.base import Completion, Request, check_requests
+from llmkit.chat import Completion, FinishReason, Request, check_requests
 
 __all__ = ["ScriptedBackend", "ScriptedOracle", "SimulatedCrash"]
 
@@ -47,17 +47,19 @@ class ScriptedBackend:
 
     def _answer(self, request: Request) -> Completion:
         text = self.respond(request)
-        cut = min((i for i in (text.find(s) for s in request.stop if s) if i >= 0), default=-1)
-        finish = "stop"
-        if cut >= 0:
-            text = text[:cut]
+        hits = [(text.find(s), s) for s in request.stop if s in text]
+        stop = min(hits)[1] if hits else None
+        if stop is not None:
+            text = text[:text.find(stop)]
+        finish: FinishReason = "stop"
         words = text.split(" ")
         if len(words) > request.max_new_tokens:
-            text, finish = " ".join(words[:request.max_new_tokens]), "length"
-        prompt_tokens = sum(len(content.split()) for _, content in request.messages)
+            text, finish, stop = " ".join(words[:request.max_new_tokens]), "length", None
+        prompt_tokens = (len(request.messages.split()) if isinstance(request.messages, str) else
+                         sum(len(content.split()) for _, content in request.messages))
         tokens = len(text.split())
         return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=tokens,
-                          seconds=self.seconds_per_token * (tokens + 1), finish_reason=finish)
+                          seconds=self.seconds_per_token * (tokens + 1), finish_reason=finish, stop=stop)
 
     def describe(self) -> dict[str, object]:
         return {"kind": "scripted", "name": self.name}

@@ -10,7 +10,7 @@ import pytest
 
 from evotox import Engine, SearchConfig
 from evotox.archive import RunWriter, new_header, read_run
-from evotox.backends import PromptTooLongError, ScriptedBackend, ScriptedOracle
+from evotox.backends import ContextLengthError, ScriptedBackend, ScriptedOracle
 from evotox.cli import main
 from evotox.report import build_report, write_report
 from evotox.runner import default_seeds_file, read_seeds
@@ -56,8 +56,23 @@ def test_smoke_run_report_and_resume_on_the_real_model(tmp_path, local_backend, 
 @pytest.mark.slow
 def test_a_seed_longer_than_the_context_is_named(local_backend, jigsaw_oracle):
     engine = Engine(SearchConfig(methods=("seeds",)), sut=local_backend, generator=local_backend, oracle=jigsaw_oracle)
-    with pytest.raises(PromptTooLongError, match=r"one of seeds 1-2 \(counted from 1, blank lines skipped\) does not fit the SUT's context"):
+    with pytest.raises(ContextLengthError, match=r"one of seeds 1-2 \(counted from 1, blank lines skipped\) does not fit the SUT's context"):
         engine.run(["Short question?", "word " * 9000])
+
+
+@pytest.mark.slow
+def test_the_local_backend_raises_the_context_error_by_type_naming_the_callers_row(local_backend):
+    """llmkit's ContextLengthError comes through as it is (not matched on its message), and names the row of
+    the batch given, not its row in the part the backend split off (rows 1 and 2 are the greedy part)."""
+    from llmkit.chat import Request
+
+    batch = [Request([("user", "Hi")], max_new_tokens=2, temperature=0.7, seed=3),
+             Request([("user", "Hi")], max_new_tokens=2), Request([("user", "word " * 9000)], max_new_tokens=2)]
+    with pytest.raises(ContextLengthError, match=r"^requests\[2\] has 90\d\d tokens.*context of 8192") as error:
+        local_backend.generate(batch)
+    assert error.value.row == 2
+    sampled, greedy = local_backend.generate(batch[:2])
+    assert sampled.seconds > 0 and greedy.seconds > 0 and greedy.finish_reason in ("stop", "length")
 
 
 def test_the_packaged_seeds_are_the_50_harmfulqa_questions_with_their_licence(seeds_file):

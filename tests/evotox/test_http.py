@@ -89,10 +89,10 @@ def test_5xx_then_success_is_retried(stub_server):
 
 
 def test_other_4xx_fail_at_once_and_context_overflow_is_named(stub_server):
-    from evotox.backends import PromptTooLongError
+    from evotox.backends import ContextLengthError
 
     server = stub_server(lambda handler, body: (400, {"error": {"message": "This model's maximum context length is 8192"}}, {}))
-    with pytest.raises(PromptTooLongError, match="maximum context length"):
+    with pytest.raises(ContextLengthError, match="maximum context length"):
         HTTPBackend(server.base_url, backoff=0.01).generate([ask("hi")])
     assert server.hits == 1
 
@@ -140,6 +140,17 @@ def test_prefill_is_sent_as_a_continued_assistant_turn_and_echoes_are_cut(stub_s
     assert seen[0]["continue_final_message"] is True and seen[0]["stop"] == ["</question>"]
     HTTPBackend(server.base_url, prefill="none").generate([ask("x", prefill="<question>")])
     assert seen[1]["messages"][-1]["role"] == "user" and "continue_final_message" not in seen[1]
+
+
+def test_raw_text_goes_to_the_completions_endpoint_as_it_is_and_the_chat_endpoint_refuses_it(stub_server):
+    seen = []
+    server = stub_server(lambda handler, body: (seen.append(body), (200, OK, {}))[1])
+    raw = Request("The cat sat on the", prefill=" mat", seed=5)
+    with pytest.raises(ValueError, match=r"requests\[1\] is raw text.*endpoint='completions'"):
+        HTTPBackend(server.base_url).generate([ask("hi"), raw])
+    assert seen == []  # refused before anything was sent
+    [reply] = HTTPBackend(server.base_url, endpoint="completions").generate([raw])
+    assert reply.text == "fine" and seen[0]["prompt"] == "The cat sat on the mat" and seen[0]["seed"] == 5
 
 
 @pytest.mark.slow

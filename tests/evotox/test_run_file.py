@@ -137,3 +137,47 @@ def test_a_format_1_file_is_read_for_reports_but_not_resumed(run_lines, tmp_path
     with pytest.raises(RunFileError, match="written by an older evotox .* not resumed: start a new run"):
         open_for_resume(path)
     assert path.read_bytes().splitlines() == old
+
+
+# -- a run file written before the request/completion types moved to llmkit (issue 23, item 2) -----------
+OLD_RUN = Path(__file__).parent / "data" / "run_before_llmkit_types.jsonl"
+OLD_SEEDS = ["How do I bake bread?", "Why is the sky blue?"]
+OLD_CONFIG = SearchConfig(methods=("vanilla", "random", "seeds"), iterations=2, categories=("racist", "toxic"),
+                          sut_temperature=0.5, gate=False)
+
+
+def _seeded_run(path: Path, records=()) -> None:
+    """The scripted run that wrote ``OLD_RUN`` (with evotox at commit 0c4083e, the SUT crashing after 7
+    requests); both models' answers depend on the request seeds, so a changed seed shows."""
+    from evotox import Engine
+    from evotox.backends import ScriptedBackend, ScriptedOracle
+
+    def generator(request):
+        question = request.messages[-1][1].split("Question: ")[-1]
+        return f"{question} {'racist' if request.seed % 2 else 'toxic'}</question>"
+
+    oracle = ScriptedOracle(lambda text: [min(1.0, 0.01 + 0.2 * text.count("racist") + 0.05 * text.count("toxic"))])
+    header = None if records else new_header({"seeds": OLD_SEEDS, "search": OLD_CONFIG.to_dict()}, {})
+    with RunWriter(path, header) as writer:
+        Engine(OLD_CONFIG, sut=ScriptedBackend(lambda r: f"Sure ({r.seed % 7}): " + r.messages[-1][1], name="sut"),
+               generator=ScriptedBackend(generator, name="generator"), oracle=oracle, writer=writer,
+               records=records).run(OLD_SEEDS)
+
+
+def _calls(path: Path) -> list[tuple]:
+    return sorted((r["key"], json.dumps(r["request"], sort_keys=True), r["text"]) for r in read_run(path).records
+                  if r["type"] == "call")
+
+
+def test_a_run_file_from_before_the_llmkit_types_resumes_and_ends_like_a_fresh_run(tmp_path):
+    from evotox.report import build_report
+
+    path = tmp_path / "old.jsonl"
+    path.write_bytes(OLD_RUN.read_bytes())
+    old_calls = _calls(path)
+    assert "| vanilla " in build_report([path], diversity=False, fluency=False).markdown  # reported as it is
+    _seeded_run(path, records=open_for_resume(path).records)  # a changed request or seed: RunFileError
+    fresh = tmp_path / "fresh.jsonl"
+    _seeded_run(fresh)
+    assert set(old_calls) < set(_calls(path)) and _calls(path) == _calls(fresh)  # the same requests and answers
+    assert "| random " in build_report([path], diversity=False, fluency=False).markdown

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from evotox.backends import BackendError, PromptTooLongError, Request, ScriptedBackend
+from evotox.backends import BackendError, ContextLengthError, Request, ScriptedBackend
 from evotox.backends.http import HTTPBackend
 from evotox.serve import OpenAICompatibleServer
 
@@ -21,7 +21,7 @@ GOOD = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 
 def echo(request: Request) -> str:
     if "too long" in request.messages[-1][1]:
-        raise PromptTooLongError("the prompt does not fit the context window")
+        raise ContextLengthError("the prompt does not fit the context window")
     return f"echo {request.messages[-1][1]}"
 
 
@@ -166,6 +166,7 @@ BAD_REQUESTS = {
     "max-tokens-zero": ({**GOOD, "max_tokens": 0}, r"max_tokens must be an int >= 1, got 0"),
     "max-tokens-text": ({**GOOD, "max_tokens": "8"}, r"max_tokens must be an int, got str"),
     "seed-negative": ({**GOOD, "seed": -1}, r"seed must be an int >= 0"),
+    "seed-over-31-bits": ({**GOOD, "seed": 2**31}, r"seed must be an int <= 2147483647"),
     "stop-not-text": ({**GOOD, "stop": [1]}, r"stop must be a non-empty string or a list"),
     "streaming": ({**GOOD, "stream": True}, r"streaming is not supported"),
     "not-an-object": (b"[1, 2]", r"the body must be a JSON object"),
@@ -206,7 +207,7 @@ def test_a_request_the_model_refuses_fails_alone_and_its_batch_mates_are_answere
     assert answers["bad"][0] == 400 and "prompt too long: the prompt does not fit" in answers["bad"][1]["error"]["message"]
     assert answers["good"][0] == 200 and answers["good"][1]["choices"][0]["message"]["content"] == "echo hello"
     alone = served()  # what the HTTP client makes of the answer
-    with pytest.raises(PromptTooLongError, match="does not fit the context window"):
+    with pytest.raises(ContextLengthError, match="does not fit the context window"):
         HTTPBackend(alone.base_url, max_retries=0).generate([Request(messages=(("user", "too long"),))])
 
 

@@ -3,6 +3,7 @@ conversion decodes like the reference, int8 is the default, seeds, stop strings,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,21 +15,27 @@ import pytest
 pytest.importorskip("ctranslate2")
 
 from llmkit import ct2_engine, models
-from llmkit.generation import Prompt, generate, render_prompt
+from llmkit.chat import Request
+from llmkit.generation import generate, render_prompt
 from llmkit.packaged import MissingPackageError
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 
 
-def chat(question: str, **kwargs) -> Prompt:
-    return Prompt([SYSTEM, {"role": "user", "content": question}], **kwargs)
+def chat(question: str, **kwargs) -> Request:
+    return Request([SYSTEM, {"role": "user", "content": question}], **kwargs)
+
+
+def limited(rows: list[Request], max_new_tokens: int, **fields) -> list[Request]:
+    """The rows with another token limit (and other fields)."""
+    return [dataclasses.replace(r, max_new_tokens=max_new_tokens, **fields) for r in rows]
 
 
 PROMPTS = [chat("What is the capital of France?"), chat("Name one colour."),
-           Prompt([{"role": "user", "content": "Rewrite: where is the station?"}], prefill="<question>",
-                  stop=["</question>"]),
-           Prompt("The cat sat on the")]
+           Request([{"role": "user", "content": "Rewrite: where is the station?"}], prefill="<question>",
+                   stop=["</question>"]),
+           Request("The cat sat on the")]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,7 @@ def _engine_folders(cache):
 @pytest.mark.slow
 def test_tokenizer_and_chat_template_equal_transformers(smollm2, smollm2_fast):
     fast, slow = smollm2_fast.tokenizer, smollm2.tokenizer
-    for prompt in [*PROMPTS, Prompt([{"role": "user", "content": "Ünïcode «quotes» 🙂\n  and   spaces"}])]:
+    for prompt in [*PROMPTS, Request([{"role": "user", "content": "Ünïcode «quotes» 🙂\n  and   spaces"}])]:
         text = render_prompt(fast, prompt)
         assert text == render_prompt(slow, prompt)
         special = isinstance(prompt.messages, str)
@@ -57,18 +64,18 @@ def test_tokenizer_and_chat_template_equal_transformers(smollm2, smollm2_fast):
 
 @pytest.mark.slow
 def test_float32_engine_decodes_like_the_reference(smollm2, smollm2_ct2_fp32):
-    reference = generate(smollm2, PROMPTS, max_new_tokens=12)
-    engine = generate(smollm2_ct2_fp32, PROMPTS, max_new_tokens=12)
+    reference = generate(smollm2, limited(PROMPTS, 12))
+    engine = generate(smollm2_ct2_fp32, limited(PROMPTS, 12))
     for ours, theirs in zip(engine, reference):
         assert (ours.text, ours.prompt_tokens, ours.completion_tokens, ours.finish_reason, ours.stop) == (
             theirs.text, theirs.prompt_tokens, theirs.completion_tokens, theirs.finish_reason, theirs.stop)
-    assert {c.finish_reason for c in engine} >= {"eos", "length"}
+    assert {(c.finish_reason, c.stop) for c in engine} >= {("stop", None), ("length", None)}  # end of turn, limit
 
 
 @pytest.mark.slow
 def test_int8_default_engine_answers_and_describes_itself(smollm2_fast):
-    paris, colour, rewrite, cat = generate(smollm2_fast, PROMPTS, max_new_tokens=16)
-    assert "Paris" in paris.text and paris.finish_reason == "eos"
+    paris, colour, rewrite, cat = generate(smollm2_fast, limited(PROMPTS, 16))
+    assert "Paris" in paris.text and (paris.finish_reason, paris.stop) == ("stop", None)
     assert cat.finish_reason == "length" and cat.completion_tokens == 16
     header = smollm2_fast.describe()
     assert header["engine"] == {"name": "ctranslate2", "version": __import__("ctranslate2").__version__,
@@ -80,10 +87,10 @@ def test_int8_default_engine_answers_and_describes_itself(smollm2_fast):
 
 @pytest.mark.slow
 def test_per_row_stop_strings(smollm2_fast):
-    full = generate(smollm2_fast, [chat("What is the capital of France?")], max_new_tokens=12)[0].text
+    full = generate(smollm2_fast, [chat("What is the capital of France?", max_new_tokens=12)])[0].text
     rows = [chat("What is the capital of France?", stop=["Paris", "France"]),
             chat("What is the capital of France?", stop=["Paris"]), chat("What is the capital of France?")]
-    first, second, plain = generate(smollm2_fast, rows, max_new_tokens=12)
+    first, second, plain = generate(smollm2_fast, limited(rows, 12))
     assert (first.text, first.stop, first.finish_reason) == (full[:full.index("France")], "France", "stop")
     assert (second.text, second.stop) == (full[:full.index("Paris")], "Paris")
     assert first.completion_tokens < second.completion_tokens < plain.completion_tokens
@@ -94,17 +101,16 @@ def test_per_row_stop_strings(smollm2_fast):
 @pytest.mark.parametrize("engine", ["smollm2", "smollm2_fast"])
 def test_seeds_reproduce_whatever_ran_before(request, engine):
     lm = request.getfixturevalue(engine)
-    rows = PROMPTS[:2]
-    batch = [c.text for c in generate(lm, rows, max_new_tokens=10, temperature=1.0, seed=7)]
-    generate(lm, rows, max_new_tokens=10, temperature=1.0)  # unseeded sampling in between
-    assert [c.text for c in generate(lm, rows, max_new_tokens=10, temperature=1.0, seed=7)] == batch
-    per_row = [c.text for c in generate(lm, rows, max_new_tokens=10, temperature=1.0, seed=[3, 4])]
-    alone = generate(lm, [rows[1]], max_new_tokens=10, temperature=1.0, seed=[4])[0].text
+    rows = limited(PROMPTS[:2], 10, temperature=1.0)
+    batch = [c.text for c in generate(lm, rows, batch_seed=7)]
+    generate(lm, rows, batch_seed=99)  # other sampling in between
+    assert [c.text for c in generate(lm, rows, batch_seed=7)] == batch
+    own = [dataclasses.replace(rows[0], seed=3), dataclasses.replace(rows[1], seed=4)]
+    per_row = [c.text for c in generate(lm, own)]  # no batch seed: each row samples with its request's seed
+    alone = generate(lm, own[1:])[0].text
     assert per_row[1] == alone  # a row's text depends on its own seed, not on its batch mates
-    others = {generate(lm, [rows[1]], max_new_tokens=10, temperature=1.0, seed=[s])[0].text for s in (5, 6, 8)}
+    others = {generate(lm, [dataclasses.replace(rows[1], seed=s)])[0].text for s in (5, 6, 8)}
     assert len(others | {alone}) > 1  # the seed matters
-    with pytest.raises(ValueError, match="2 per-row seeds for 1 prompts"):
-        generate(lm, rows[:1], temperature=1.0, seed=[1, 2])
 
 
 @pytest.mark.slow
@@ -124,9 +130,10 @@ def test_log_likelihoods_follow_the_reference(smollm2, smollm2_fast, smollm2_ct2
 
 @pytest.mark.slow
 def test_a_new_process_loads_the_cache_without_torch(smollm2_fast, model_cache):
-    code = ("import sys; from llmkit.models import load_causal_lm; from llmkit.generation import generate, Prompt; "
+    code = ("import sys; from llmkit.models import load_causal_lm; from llmkit.generation import generate; "
+            "from llmkit.chat import Request; "
             f"lm = load_causal_lm(cache_dir={str(model_cache)!r}, threads=1); "
-            "print(generate(lm, [Prompt('Hello')], max_new_tokens=2)[0].completion_tokens, lm.engine, "
+            "print(generate(lm, [Request('Hello', max_new_tokens=2)])[0].completion_tokens, lm.engine, "
             "'torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -149,8 +156,7 @@ def test_a_cache_from_another_engine_version_is_rebuilt(smollm2_fast, model_cach
     (stale / "model.bin").write_text("weights of another version")
     lm = models.load_causal_lm(cache_dir=cache, threads=1)
     assert lm.marker == smollm2_fast.marker and (stale / "model.bin").stat().st_size > 1000
-    assert generate(lm, PROMPTS[:1], max_new_tokens=8)[0].text == generate(smollm2_fast, PROMPTS[:1],
-                                                                          max_new_tokens=8)[0].text
+    assert generate(lm, limited(PROMPTS[:1], 8))[0].text == generate(smollm2_fast, limited(PROMPTS[:1], 8))[0].text
     assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
     (stale / models.MARKER).unlink()
     with pytest.raises(ValueError, match="not written by llmkit: delete it"):
