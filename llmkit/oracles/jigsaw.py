@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 from llmkit.oracles.base import ToxicityOracle
 from llmkit.oracles.keras_tokenizer import KerasWordTokenizer, pad_pre
 from llmkit.packaged import MissingPackageError, packaged_file, verify_packaged_file
+from shared_utils.extras import install_extra
 
 __all__ = ["JIGSAW_INSTALL", "JigsawOracle"]
 
@@ -130,7 +131,7 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
         import h5py
     except ImportError:
         raise MissingPackageError("the Jigsaw oracle reads HDF5 weights with h5py; install the extra: "
-                                  "pip install 'sfbow[llm]' (or pip install h5py)") from None
+                                  f"{install_extra('llm')} (or pip install h5py)") from None
     try:
         with h5py.File(path, "r") as file:
             params = {}
