@@ -4,6 +4,8 @@
 - :mod:`biasbench.crows`: CrowS-Pairs sentence pairs (Nangia et al., 2020).
 - :mod:`biasbench.metrics`: preference shares and mean log-likelihood gaps with paired bootstrap intervals,
   "bias retained" relative to two reference models.
+- :mod:`biasbench.power`: is a model measurably biased on a bias type? Exact sign tests per type against
+  50 %, Holm-corrected, with exact intervals and the minimum detectable effect at each type's n.
 - :mod:`biasbench.cda`: counterfactual data augmentation with the WinoBias gender swap lists.
 - :mod:`biasbench.packaged`: the WinoBias and CrowS-Pairs files shipped inside the package.
 
@@ -27,6 +29,7 @@ from biasbench.metrics import (
     winobias_metrics,
 )
 from biasbench.packaged import crows_pairs_file, winobias_dir
+from biasbench.power import TypeSelection, TypeTest, biased_types, holm, minimum_detectable_effect
 from biasbench.winobias import WinoBiasPair, load_winobias_pairs, load_winobias_sentences
 
 __all__ = [
@@ -34,17 +37,22 @@ __all__ = [
     "CrowsPair",
     "PairMetrics",
     "SwapList",
+    "TypeSelection",
+    "TypeTest",
     "WinoBiasPair",
     "augment",
     "bias_retained",
+    "biased_types",
     "crows_metrics",
     "crows_pairs_file",
     "gendered_sentences",
+    "holm",
     "load_crows_pairs",
     "load_swap_list",
     "load_winobias_pairs",
     "load_winobias_sentences",
     "mean_gap",
+    "minimum_detectable_effect",
     "preference_share",
     "pair_metrics",
     "paired_bootstrap",

@@ -85,7 +85,8 @@ def evaluate(model: Any, lm: Any, data: EvalData, config: StudyConfig, reference
         "crows": {kind: metrics.to_dict() for kind, metrics in crows.items()},
         "gaps": {"winobias": [round(float(g), 4) for g in winobias_gaps],
                  "crows": [round(float(g), 4) for g in crows_gaps],
-                 "crows_gender": [p.bias_type == "gender" for p in data.crows]},
+                 "crows_gender": [p.bias_type == "gender" for p in data.crows],
+                 "crows_types": [p.bias_type for p in data.crows]},  # for the per-type selection (crows_types.py)
     }
     for key, name in (("base", "kl_to_base"), (f"full_seed{seed}", "kl_to_full")):
         reference = references.get(key)

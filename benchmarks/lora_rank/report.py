@@ -13,6 +13,7 @@ from shared_utils.atomic import atomic_write_text
 from shared_utils.tables import markdown_table
 
 from .config import PROFILES, TARGETS, Run, StudyConfig
+from .crows_types import CrowsSelection, select
 from .diagnostics import rank_diagnostics
 from .guard import FLAT_DROP, MAX_RETRIES, RULE, WINDOW, flatness
 from .model import l1ra_budgets
@@ -37,7 +38,8 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
     n_adapters = 30 * len(TARGETS) if config.layers is None else config.layers * len(TARGETS)
     plan = study.plan(n_adapters)
     missing = [f"seed{r.seed}/{r.name}" for r in plan if (r.seed, r.name) not in results and study.load(r) is None]
-    rows = measure_rows(study, results)
+    crows = select(results.get((config.seeds[0], "base")), config.seeds[0])
+    rows = measure_rows(study, results, crows)
 
     def values(name: str, key: str) -> list[float]:
         found = [e.get(key) for e in rows.get(name, {"seeds": []})["seeds"]]
@@ -55,12 +57,13 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
              + [f"l1ra-b{b}" for b in l1ra_budgets(config, n_adapters)]
              + [f"truncated-r{r}" for r in config.truncation_ranks])
     shown = [name for name in order if name in rows]
-    header = ["model", "WinoBias pro-preferred %", "WinoBias gap", "WinoBias retained", "CrowS all %",
-              "CrowS gender %", "CrowS gender retained", "KL to full", "KL to base", "STS NLL",
+    crows_columns = [] if crows is None else crows.headline_columns()  # CrowS only where the base is biased
+    header = ["model", "WinoBias pro-preferred %", "WinoBias gap", "WinoBias retained",
+              *(column for column, _, _ in crows_columns), "KL to full", "KL to base", "STS NLL",
               "forgetting (plain NLL - base)", "toxicity"]
     table = markdown_table(header, [[name, interval(name, "winobias_interval"), describe(values(name, "winobias_gap"), 3),
-                                     interval(name, "winobias_retained", 2), interval(name, "crows_interval"),
-                                     interval(name, "crows_gender_interval"), interval(name, "crows_gender_retained", 2),
+                                     interval(name, "winobias_retained", 2),
+                                     *(interval(name, key, digits) for _, key, digits in crows_columns),
                                      describe(values(name, "kl_to_full"), 4), describe(values(name, "kl_to_base"), 4),
                                      describe(values(name, "sts_nll"), 3), describe(values(name, "forgetting"), 3),
                                      describe(values(name, "toxicity"), 3)]
@@ -82,6 +85,8 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
               "token on held-out STS-B dev sentences after the chat-turn token (the tokenizer's BOS); forgetting: the "
               "same sentences as plain text (after `<|endoftext|>`), minus the base's. Diverged runs are left out "
               "(see below). " + FOOTNOTE, "", table, ""]
+    if crows is not None:
+        lines += crows.lines(shown, interval)
     diverged_lines, diverged_rows = divergence_section(study, results)
     lines += diverged_lines + tuning_section(study, n_adapters)
     per_rank = per_rank_learning_rates(study, rows)
@@ -113,16 +118,19 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
     summary = {"config": config.to_dict(), "finished": sorted(f"seed{s}/{n}" for s, n in results), "missing": missing,
                "rows": rows, "per_rank_lr": per_rank["rows"], "diagnostics": diagnostics, "diverged": diverged_rows,
                "curves": curves["rows"], "format_1_runs": old,
+               "crows_selection": None if crows is None else crows.to_dict(),
                "tuning": {label: state.to_dict() for label, state in searches(study).items()}}
     atomic_write_text(out_dir / f"{prefix}.json", json.dumps(summary, indent=1) + "\n")
     return target
 
 
-def measure_rows(study: Results, results: dict[tuple[int, str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def measure_rows(study: Results, results: dict[tuple[int, str], dict[str, Any]],
+                 crows: CrowsSelection | None = None) -> dict[str, dict[str, Any]]:
     """Per run name, one entry per seed of every measured, non-diverged run: preference shares, gaps, bias
-    retained against the base and that seed's full fine-tune (its re-run if it diverged), KL, STS NLL,
-    forgetting against the base, toxicity, and the bootstrap intervals the run recorded."""
-    from biasbench import bias_retained, mean_gap, preference_share
+    retained against the base and that seed's full fine-tune (its re-run if it diverged) on WinoBias and on
+    the CrowS types ``crows`` selected (pooled; none if it selected none), KL, STS NLL, forgetting against
+    the base, toxicity, and the bootstrap intervals the run recorded."""
+    from biasbench import bias_retained, mean_gap, paired_bootstrap, preference_share
 
     config = study.config
     bootstrap: dict[str, Any] = {"n_resamples": config.bootstrap, "seed": 0}
@@ -131,6 +139,8 @@ def measure_rows(study: Results, results: dict[tuple[int, str], dict[str, Any]])
         values = np.asarray(result["measures"]["gaps"]["crows" if measure != "winobias" else "winobias"])
         if measure == "crows_gender":
             values = values[np.asarray(result["measures"]["gaps"]["crows_gender"])]
+        if measure == "crows_selected" and crows is not None:
+            values = values[crows.mask(result)]
         return values
 
     base = results.get((config.seeds[0], "base"))
@@ -144,11 +154,14 @@ def measure_rows(study: Results, results: dict[tuple[int, str], dict[str, Any]])
         if result.get("measures") is None or diverged(result):
             continue
         entry: dict[str, Any] = {"seed": seed}
-        for measure in ("winobias", "crows", "crows_gender"):
+        selected = ["crows_selected"] if crows is not None and crows.selected else []
+        for measure in ("winobias", "crows", "crows_gender", *selected):
             g = gaps(result, measure)
             entry[f"{measure}_share"] = float(preference_share(g))
             entry[f"{measure}_gap"] = float(mean_gap(g))
-            if base is not None and seed in fulls:
+            if measure == "crows_selected":
+                entry["crows_selected_interval"] = paired_bootstrap(preference_share, g, **bootstrap).to_dict()
+            if measure in ("winobias", "crows_selected") and base is not None and seed in fulls:
                 entry[f"{measure}_retained"] = bias_retained(g, gaps(base, measure), gaps(fulls[seed], measure),
                                                              **bootstrap).to_dict()
         m = result["measures"]

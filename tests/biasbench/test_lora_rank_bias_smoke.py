@@ -101,6 +101,7 @@ def test_smoke_grid_is_resumable_and_reported(tmp_path):
     assert sum(l1ra["adapters"]["ranks"].values()) == 28
     base = json.loads((runs / "base.json").read_text())
     assert base["measures"]["winobias"]["n"] == 6 and base["measures"]["crows"]["gender"]["n"] == 3
+    assert base["measures"]["gaps"]["crows_types"].count("gender") == 3  # each pair's type, for the selection
 
     report = _run("report", "--profile", "smoke", "--results-dir", str(results), "--out-dir", str(out))
     log, _ = report.communicate(timeout=300)
@@ -111,6 +112,8 @@ def test_smoke_grid_is_resumable_and_reported(tmp_path):
     assert "Diverged runs" in text and re.search(r"\| lora-r1-lr1000 +\| +0 \| +1000 \|", text)
     assert re.search(r"\| tune-lora-lr1000 +\|", text)
     assert "Learning-rate tuning" in text and "(1 seed, no interval)" in text
+    assert "pre-registered selection on seed0/base" in text and "each pair's type" not in text  # per-pair types
+    assert "CrowS-Pairs, descriptive (no power at this n)" in text  # 6 pairs: no type can pass
     for name in ("bias_vs_rank", "energy", "l1ra_vs_oracle", "loss"):
         assert (out / f"lora_rank_bias_smoke_{name}.png").stat().st_size > 1000
 
