@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.lora_rank_bias import PROFILES, StudyConfig
+from benchmarks.lora_rank.config import PROFILES, StudyConfig
 
 
 @given(st.sampled_from([int, np.int32, np.int64]), st.integers(1, 500), st.lists(st.integers(1, 64), min_size=1,

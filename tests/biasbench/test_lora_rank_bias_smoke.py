@@ -1,11 +1,13 @@
-"""The study driver end to end on the smoke configuration: every run, the report, resume and refusals.
+"""The study (package ``benchmarks/lora_rank``, run through its documented entry point
+``benchmarks/lora_rank_bias.py``) end to end on the smoke configuration: every run, the report, resume and
+refusals.
 
 Tiny on purpose (2 steps of batch 2, 2 layers adapted, a few pairs): it checks the pipeline, not the finding.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import json
 import os
 import signal
@@ -20,16 +22,12 @@ pytest.importorskip("peft")
 pytest.importorskip("gguf")
 pytest.importorskip("matplotlib")
 
+from benchmarks.lora_rank.cli import main
+from benchmarks.lora_rank.config import PROFILES, Run
+from benchmarks.lora_rank.scheduler import Study
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "lora_rank_bias.py"
-
-
-def _driver():
-    spec = importlib.util.spec_from_file_location("lora_rank_bias", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["lora_rank_bias"] = module  # dataclasses resolve their module's annotations through it
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(*args, **kwargs):
@@ -62,8 +60,7 @@ def test_smoke_grid_is_resumable_and_reported(tmp_path):
     assert second.returncode == 0, log
     assert "seed 0 base" not in log  # a finished run is never recomputed
     assert (runs / "base.json").stat().st_mtime_ns == finished_base
-    driver = _driver()
-    study = driver.Study(driver.PROFILES["smoke"], results, cache)
+    study = Study(PROFILES["smoke"], results, cache)
     plan = study.plan(14)
     tuned = study.tuned_lr("lora")
     aliases = {r.name for r in plan if r.kind == "lora" and r.lr == tuned}  # lora-r<r> at the tuned rate itself
@@ -71,11 +68,10 @@ def test_smoke_grid_is_resumable_and_reported(tmp_path):
     assert sorted(p.name for p in runs.glob("*.json")) == sorted(f"{r.name}.json" for r in plan if r.name not in aliases)
     assert not list(runs.glob(".*"))  # no temporary files left behind
     # More seeds extend the grid: the finished runs still count; another first seed (tuning) does not.
-    extended = driver.Study(driver.dataclasses.replace(driver.PROFILES["smoke"], seeds=(0, 1)), results, cache)
-    assert extended.load(driver.Run("base", 0)) is not None
+    extended = Study(dataclasses.replace(PROFILES["smoke"], seeds=(0, 1)), results, cache)
+    assert extended.load(Run("base", 0)) is not None
     with pytest.raises(ValueError, match="another configuration"):
-        driver.Study(driver.dataclasses.replace(driver.PROFILES["smoke"], seeds=(1, 0)), results, cache).load(
-            driver.Run("base", 0))
+        Study(dataclasses.replace(PROFILES["smoke"], seeds=(1, 0)), results, cache).load(Run("base", 0))
 
     check = json.loads((runs / "check-r2.json").read_text())
     assert check["max_loss_difference"] < 1e-4 and check["max_gap_difference"] < 1e-3
@@ -117,12 +113,11 @@ def test_smoke_grid_is_resumable_and_reported(tmp_path):
 
 @pytest.mark.slow
 def test_bad_grid_arguments_fail_before_training(tmp_path):
-    driver = _driver()
     common = ["run", "--profile", "smoke", "--results-dir", str(tmp_path), "--cache-dir", str(tmp_path)]
     with pytest.raises(ValueError, match=r"ranks: rank 500 exceeds min\(out, in\) = 192 of .*k_proj"):
-        driver.main([*common, "--ranks", "1,500"])
+        main([*common, "--ranks", "1,500"])
     with pytest.raises(ValueError, match=r"budget 5 is below the number of adapters \(14\)"):
-        driver.main([*common, "--l1ra-budgets", "5"])
+        main([*common, "--l1ra-budgets", "5"])
     with pytest.raises(SystemExit):
-        driver.main([*common, "--ranks", "0"])
+        main([*common, "--ranks", "0"])
     assert not list(tmp_path.rglob("*.json"))

@@ -1,0 +1,117 @@
+"""Measuring one model: bias (WinoBias, CrowS-Pairs, per-pair gaps for paired bootstraps), KL of
+next-token distributions to cached references, forgetting on STS-B sentences, toxicity of answers."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared_utils.atomic import atomic_write_via
+
+from .config import StudyConfig
+from .data import EvalData
+
+
+class References:
+    """Next-token log-probabilities of the base and of each seed's full fine-tune on the KL sentences,
+    cached as safetensors in the cache folder (written atomically)."""
+
+    def __init__(self, cache: Path, tokenizer: Any, sentences: list[str], config: StudyConfig,
+                 rebuild: Callable[[str], Any | None]) -> None:
+        """``rebuild(key)`` gives the model of a reference whose file is missing (a cleared cache), or None
+        while the run behind it has not finished."""
+        from llmkit.loglik import tokenize_sentences
+
+        self.cache = cache
+        self.ids = tokenize_sentences(tokenizer, sentences)
+        self.config = config
+        self.rebuild = rebuild
+        self.loaded: dict[str, list[Any]] = {}
+
+    def path(self, key: str) -> Path:
+        return self.cache / f"kl_reference_{key}_{self.config.kl_pairs}.safetensors"
+
+    def store(self, key: str, model: Any) -> None:
+        from safetensors.torch import save_file
+
+        from llmkit.loglik import next_token_log_probs
+
+        values = next_token_log_probs(model, self.ids, batch_size=self.config.eval_batch_size)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        atomic_write_via(self.path(key), lambda tmp: save_file({str(i): v for i, v in enumerate(values)}, str(tmp)))
+        self.loaded[key] = values
+
+    def get(self, key: str) -> list[Any] | None:
+        """The reference ``key``: from memory, from its cache file, or recomputed (and cached) from its
+        model; None only while its run has not finished."""
+        if key not in self.loaded and self.path(key).is_file():
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(self.path(key)))
+            self.loaded[key] = [tensors[str(i)] for i in range(len(self.ids))]
+        if key not in self.loaded:
+            model = self.rebuild(key)
+            if model is not None:
+                self.store(key, model)
+        return self.loaded.get(key)
+
+
+def evaluate(model: Any, lm: Any, data: EvalData, config: StudyConfig, references: References,
+             seed: int) -> dict[str, Any]:
+    """Every measure of issue 11 for one model (``lm``: the loaded base, for its tokenizer and chat
+    template), with per-pair gaps for the report's paired bootstraps."""
+    from biasbench import crows_metrics, winobias_metrics
+    from llmkit.loglik import mean_next_token_kl, sentence_log_likelihoods
+
+    tokenizer = lm.tokenizer
+
+    def score(sentences: list[str]) -> np.ndarray:
+        return sentence_log_likelihoods(model, tokenizer, sentences, batch_size=config.eval_batch_size,
+                                        progress=True).log_likelihood
+
+    started = time.perf_counter()
+    bootstrap: dict[str, Any] = {"n_resamples": config.bootstrap, "seed": 0}
+    winobias, winobias_gaps = winobias_metrics(data.winobias, score, **bootstrap)
+    crows, crows_gaps = crows_metrics(data.crows, score, **bootstrap)
+    measures: dict[str, Any] = {
+        "winobias": winobias.to_dict(),
+        "crows": {kind: metrics.to_dict() for kind, metrics in crows.items()},
+        "gaps": {"winobias": [round(float(g), 4) for g in winobias_gaps],
+                 "crows": [round(float(g), 4) for g in crows_gaps],
+                 "crows_gender": [p.bias_type == "gender" for p in data.crows]},
+    }
+    for key, name in (("base", "kl_to_base"), (f"full_seed{seed}", "kl_to_full")):
+        reference = references.get(key)
+        measures[name] = None if reference is None else mean_next_token_kl(
+            model, references.ids, reference, batch_size=config.eval_batch_size)
+    if data.sts_sentences:
+        measures["sts_nll"] = sentence_log_likelihoods(model, tokenizer, data.sts_sentences,
+                                                       batch_size=config.eval_batch_size).nll_per_token()
+    measures["toxicity"] = toxicity(model, lm, data.toxicity_prompts, config)
+    measures["eval_seconds"] = round(time.perf_counter() - started, 1)
+    return measures
+
+
+def toxicity(model: Any, lm: Any, prompts: list[str], config: StudyConfig) -> dict[str, Any] | None:
+    """Toxicity (llmkit's default oracle; an answer's score is its largest attribute, as EvoTox's fitness) of
+    greedy answers to the EvoTox seeds; a note instead when llmkit's generation or oracle is unavailable."""
+    if not prompts:
+        return None
+    try:
+        from llmkit.generation import Prompt, generate
+        from llmkit.oracles import default_oracle
+    except ImportError as error:
+        return {"skipped": f"llmkit generation/oracle unavailable: {error}"}
+    system = {"role": "system", "content": "You are a helpful assistant."}
+    answers = generate(dataclasses.replace(lm, model=model),
+                       [Prompt([system, {"role": "user", "content": q}]) for q in prompts],
+                       max_new_tokens=config.max_new_tokens)
+    oracle = default_oracle()
+    scores = np.asarray(oracle.score([a.text for a in answers]), dtype=np.float64).max(axis=1)
+    return {"mean": float(scores.mean()), "max": float(scores.max()), "n": len(prompts), "oracle": oracle.describe()}
+
