@@ -19,7 +19,7 @@ import numpy as np
 
 from shared_utils.checks import check_int, check_positive_int
 
-__all__ = ["IGNORE", "chat_pair_batches", "encode_pairs"]
+__all__ = ["IGNORE", "answer_nll", "chat_pair_batches", "encode_pairs"]
 
 IGNORE = -100  # the label the causal-LM loss skips
 
@@ -51,12 +51,24 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]], *, system_pro
     return encoded
 
 
+def _padded(rows: Sequence[tuple[list[int], int]]) -> dict[str, Any]:
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    labels = torch.full_like(input_ids, IGNORE)
+    for k, (ids, prompt_length) in enumerate(rows):
+        input_ids[k, :len(ids)] = torch.as_tensor(ids)
+        mask[k, :len(ids)] = 1
+        labels[k, prompt_length:len(ids)] = torch.as_tensor(ids[prompt_length:])
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
 def chat_pair_batches(encoded: Sequence[tuple[list[int], int]], *, batch_size: int, seed: int
                       ) -> Iterator[dict[str, Any]]:
     """Endless shuffled batches (a new permutation per epoch, from ``seed``) of :func:`encode_pairs` rows:
     ``input_ids`` (right-padded with 0), ``attention_mask`` and ``labels`` (-100 on prompt and padding)."""
-    import torch
-
     batch_size = check_positive_int(batch_size, "batch_size")
     if len(encoded) < batch_size:
         raise ValueError(f"{len(encoded)} pairs cannot fill one batch of {batch_size}; give more pairs or a "
@@ -65,13 +77,27 @@ def chat_pair_batches(encoded: Sequence[tuple[list[int], int]], *, batch_size: i
     while True:
         order = rng.permutation(len(encoded))
         for start in range(0, len(order) - batch_size + 1, batch_size):
-            rows = [encoded[i] for i in order[start:start + batch_size]]
-            width = max(len(ids) for ids, _ in rows)
-            input_ids = torch.zeros((len(rows), width), dtype=torch.long)
-            mask = torch.zeros_like(input_ids)
-            labels = torch.full_like(input_ids, IGNORE)
-            for k, (ids, prompt_length) in enumerate(rows):
-                input_ids[k, :len(ids)] = torch.as_tensor(ids)
-                mask[k, :len(ids)] = 1
-                labels[k, prompt_length:len(ids)] = torch.as_tensor(ids[prompt_length:])
-            yield {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+            yield _padded([encoded[i] for i in order[start:start + batch_size]])
+
+
+def answer_nll(model: Any, encoded: Sequence[tuple[list[int], int]], *, batch_size: int = 16) -> float:
+    """Mean negative log-likelihood per answer token (end-of-turn included) of :func:`encode_pairs` rows under
+    ``model``: the dev-fold measure that tunes the detox arm's learning rates."""
+    import torch
+
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not encoded:
+        raise ValueError("answer_nll needs at least one encoded pair")
+    total, tokens = 0.0, 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(encoded), batch_size):
+                batch = _padded(encoded[start:start + batch_size])
+                count = int((batch["labels"][:, 1:] != IGNORE).sum())  # the loss skips position 0 (shifted)
+                total += float(model(**batch).loss) * count
+                tokens += count
+    finally:
+        model.train(was_training)
+    return total / tokens

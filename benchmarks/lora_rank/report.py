@@ -13,6 +13,7 @@ from shared_utils.atomic import atomic_write_text
 from shared_utils.tables import markdown_table
 
 from .config import PROFILES, TARGETS, Run, StudyConfig, config_identity
+from .detox_report import detox_lines, detox_rows
 from .diagnostics import rank_diagnostics
 from .model import l1ra_budgets
 from .plan import NotReady
@@ -120,6 +121,8 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
               "seeds; gaps in nats (pro minus anti); retained = (gap - gap of full FT) / (gap of base - gap of full "
               "FT) on the mean gap, with a paired bootstrap interval; KL in nats per token (reference || model); "
               "STS NLL in nats per token on held-out STS-B dev sentences.", "", table, ""]
+    toxicity_rows = detox_rows(results, config.seeds[0], bootstrap) if config.data == "detox" else {}
+    lines += detox_lines(toxicity_rows, order)
     if tuning:
         lines += ["Learning-rate tuning (dev-fold NLL per token, seed 0):", "",
                   markdown_table(["run", "dev NLL"], [[n, f"{v:.4f}"] for n, v in tuning]), ""]
@@ -148,6 +151,8 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
     atomic_write_text(target, "\n".join(lines))
     summary = {"config": config.to_dict(), "finished": sorted(f"seed{s}/{n}" for s, n in results), "missing": missing,
                "rows": rows, "per_rank_lr": per_rank["rows"], "diagnostics": diagnostics}
+    if toxicity_rows:
+        summary["detox"] = toxicity_rows
     atomic_write_text(out_dir / f"{prefix}.json", json.dumps(summary, indent=1) + "\n")
     return target
 

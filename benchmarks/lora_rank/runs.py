@@ -1,5 +1,5 @@
 """What each kind of run computes (base, tune, full, lora, l1ra, truncated, check; speed in
-:mod:`.speed`): a function of the :class:`.scheduler.Study` and the :class:`.config.Run` returning the run's
+:mod:`.speed`, detox-data in :mod:`.toxicity_arm`): a function of the :class:`.scheduler.Study` and the :class:`.config.Run` returning the run's
 result, which the scheduler records."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from .diagnostics import adapter_diagnostics, full_update_spectra, plain_name
 from .model import l1ra_budgets, projections, target_regex
 from .plan import NotReady
 from .speed import run_speed
+from .toxicity_arm import pairs_dev_nll, run_detox_data
 from .training import batches, prepare, train
 
 if TYPE_CHECKING:
@@ -32,16 +33,19 @@ def run_tune(study: Study, run: Run) -> dict[str, Any]:
     from llmkit.loglik import sentence_log_likelihoods
 
     assert run.method is not None and run.lr is not None
-    fit, dev = dev_fold(training_sentences(study.config), study.config.dev_fraction)
+    fit, dev = dev_fold(study.training_data(), study.config.dev_fraction)
     model, _, losses, step_seconds = study.train(run.method, run, run.lr, fit)
-    dev_nll = sentence_log_likelihoods(model, study.lm.tokenizer, dev,
-                                       batch_size=study.config.eval_batch_size).nll_per_token()
+    if study.config.data == "detox":  # chat pairs: the NLL of the answers
+        dev_nll = pairs_dev_nll(model, study.lm.tokenizer, dev, study.config)
+    else:
+        dev_nll = sentence_log_likelihoods(model, study.lm.tokenizer, dev,
+                                           batch_size=study.config.eval_batch_size).nll_per_token()
     return {"dev_nll": dev_nll, "dev_sentences": len(dev), "losses": losses, "step_seconds": step_seconds}
 
 
 def run_full(study: Study, run: Run) -> dict[str, Any]:
     lr = study.tuned_lr("full")
-    model, _, losses, step_seconds = study.train("full", run, lr, training_sentences(study.config))
+    model, _, losses, step_seconds = study.train("full", run, lr, study.training_data())
     deltas = study.full_deltas(run.seed, model)
     study.references.store(f"full_seed{run.seed}", model)
     study.save_weights(model, run, trainable_only=False)
@@ -55,7 +59,7 @@ def run_lora(study: Study, run: Run) -> dict[str, Any]:
     lr = run.lr if run.lr is not None else study.tuned_lr("lora")
     if study.load(Run("base", study.config.seeds[0])) is None:
         raise NotReady("the base run has not finished")
-    model, _, losses, step_seconds = study.train("lora", run, lr, training_sentences(study.config))
+    model, _, losses, step_seconds = study.train("lora", run, lr, study.training_data())
     study.save_weights(model, run, trainable_only=True)
     return {"lr": lr, "losses": losses, "step_seconds": step_seconds, "adapters": adapter_diagnostics(model),
             "measures": study.evaluate(model, run.seed)}
@@ -64,7 +68,7 @@ def run_lora(study: Study, run: Run) -> dict[str, Any]:
 def run_l1ra(study: Study, run: Run) -> dict[str, Any]:
     lr = study.tuned_lr("l1ra")
     study.require_references(run.seed)
-    model, controller, losses, step_seconds = study.train("l1ra", run, lr, training_sentences(study.config))
+    model, controller, losses, step_seconds = study.train("l1ra", run, lr, study.training_data())
     study.save_weights(model, run, trainable_only=True)
     report = controller.rank_report()
     return {"lr": lr, "losses": losses, "step_seconds": step_seconds, "adapters": adapter_diagnostics(model),
@@ -134,4 +138,4 @@ def run_check(study: Study, run: Run) -> dict[str, Any]:
 
 RUN_KINDS: dict[str, Callable[[Study, Run], dict[str, Any]]] = {
     "base": run_base, "tune": run_tune, "full": run_full, "lora": run_lora, "l1ra": run_l1ra,
-    "truncated": run_truncated, "check": run_check, "speed": run_speed}
+    "truncated": run_truncated, "check": run_check, "speed": run_speed, "detox-data": run_detox_data}

@@ -1,48 +1,65 @@
-"""The toxicity arm's two offline builds, and a measurement of what each stage costs at small size.
+"""The toxicity arm in the study (``data="detox"``): the two offline builds, the training data the runs
+train on, the toxicity measures of every model, each from the study's state.
 
 - :func:`build_training_data`: EvoTox searches on the training seeds against the base, the hard prompts
   they asked, sampled answers, the least toxic kept (selection oracle), written as a detox pairs file.
 - :func:`build_evaluation_prompts`: the base's EvoTox search on the evaluation seeds (evaluation oracle),
-  whose prompts become the fixed hard-prompt set; the search is also the base's row of the per-model
-  search measure.
+  whose prompts become the fixed hard-prompt set.
+- :func:`run_detox_data` (the grid's first run, ``detox-data``) makes both in the study's cache folder
+  (they hold generated text, so they stay out of the committed results; the run's result holds their
+  headers); :func:`training_pairs`, :func:`pair_batches` and :func:`pairs_dev_nll` are what the training
+  runs use instead of sentences; :func:`detox_measures` measures one model.
 
-Each file's header records the seeds (text and hash), the split, the search settings, the sizes, the
-oracles, the model's identity (``describe()``: name, SHA-256, engine) and the seconds each stage took.
-
-    OMP_NUM_THREADS=1 python benchmarks/lora_rank/toxicity_arm.py measure   # stage costs at small size
-
-writes ``benchmarks/results/lora_rank_detox_cost.json`` (figures per prompt, per search iteration, per
-training step) and prints the extrapolation to the full arm.
+The base is the generator of every search and samples the training answers on the fast engine
+(CTranslate2 int8, llmkit's default); every *measured* model, the base included, answers on the reference
+engine (fp32 torch, where the fine-tunes live), so the rows differ in their weights only. Each file's
+header records the seeds (text and hash), the split, the search settings, the sizes, the oracles, the
+model's identity (``describe()``: name, SHA-256, engine) and the seconds each stage took.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import functools
 import os
-import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # run as a script from a fresh clone
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks.lora_rank.detox_data import (  # noqa: E402
+from .detox_data import (
     SeedSplit,
     build_pairs,
     hard_prompts,
+    read_pairs,
+    read_prompts,
     run_search,
     sample_answers,
     seed_hash,
+    split_seeds,
     write_pairs,
     write_prompts,
 )
-from benchmarks.lora_rank.toxicity_eval import check_apart  # noqa: E402
+from .plan import NotReady
+from .toxicity_eval import (
+    EVALUATION_ORACLE,
+    SELECTION_ORACLE,
+    answer_toxicity,
+    check_apart,
+    fine_tuned_lm,
+    search_toxicity,
+    weights_sha256,
+)
 
-__all__ = ["build_evaluation_prompts", "build_training_data"]
+if TYPE_CHECKING:
+    from .config import Run, StudyConfig
+    from .scheduler import Study
+
+SYSTEM_PROMPT = "You are a helpful assistant."  # evotox's default system prompt: the SUT's in every search
+PAIRS_FILE, PROMPTS_FILE = "detox_pairs.jsonl", "detox_eval_prompts.jsonl"
+TRAIN_SEARCH_FILE, EVAL_SEARCH_FILE = "detox_train_search.jsonl", "detox_eval_search.jsonl"
+
+__all__ = ["build_evaluation_prompts", "build_training_data", "detox_measures", "pair_batches", "pairs_dev_nll",
+           "run_detox_data", "training_pairs"]
 
 
 def _seeds(seeds: Sequence[str]) -> list[dict[str, str]]:
@@ -59,6 +76,9 @@ def build_training_data(split: SeedSplit, *, lm: Any, search: Any, search_oracle
     from evotox.backends.local import LocalBackend
 
     check_apart(selection_oracle, evaluation_oracle)
+    if search.system_prompt != SYSTEM_PROMPT:
+        raise ValueError(f"the search's system prompt {search.system_prompt!r} is not the arm's {SYSTEM_PROMPT!r}, "
+                         "which training and measuring use")
     backend = LocalBackend(lm=lm)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -83,7 +103,7 @@ def build_training_data(split: SeedSplit, *, lm: Any, search: Any, search_oracle
               "choose": choose, "prompts": len(prompts), "dropped_without_answer": dropped,
               "seconds": {k: round(v, 2) for k, v in seconds.items()}}
     write_pairs(out, pairs, header)
-    return header
+    return {**header, "rows": len(pairs)}
 
 
 def build_evaluation_prompts(split: SeedSplit, *, sut: Any, generator: Any, search: Any, oracle: Any,
@@ -103,124 +123,136 @@ def build_evaluation_prompts(split: SeedSplit, *, sut: Any, generator: Any, sear
               "base_search_best": [best[i] for i in range(len(split.evaluation))],
               "seconds": {"search": round(time.perf_counter() - start, 2)}}
     write_prompts(out, prompts, header)
-    return header
+    return {**header, "rows": len(prompts)}
 
 
-# ------------------------------------------------------------------------------------------ stage costs
-def _train_steps(model: Any, optimizer: Any, stream: Any, steps: int) -> float:
-    """Seconds per optimizer step of the causal-LM loss over ``steps`` steps (after one warm-up step)."""
-    model.train()
-    timings = []
-    for _ in range(steps + 1):
-        start = time.perf_counter()
-        loss = model(**next(stream)).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        timings.append(time.perf_counter() - start)
-    model.eval()
-    return sum(timings[1:]) / steps
-
-
-def measure(out: Path, work: Path, *, train_seeds: int, iterations: int, samples: int, train_steps: int) -> dict[str, Any]:
-    """Each stage once at small size, timed; the figures per unit (prompt, iteration, step) go to ``out``."""
-    import numpy as np
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from benchmarks.lora_rank.chat_batches import chat_pair_batches, encode_pairs
-    from benchmarks.lora_rank.detox_data import read_pairs, read_prompts, split_seeds
-    from benchmarks.lora_rank.toxicity_eval import EVALUATION_ORACLE, SELECTION_ORACLE, answer_toxicity, fine_tuned_lm
-    from evotox.backends.local import LocalBackend
-    from evotox.config import SearchConfig
-    from evotox.runner import default_seeds_file, read_seeds
+# ------------------------------------------------------------------------------------------- in the study
+@functools.lru_cache(maxsize=1)
+def fast_base() -> Any:
+    """The base on llmkit's default (fastest installed) engine: generator and sampler of the arm."""
     from llmkit.models import load_causal_lm
 
-    work.mkdir(parents=True, exist_ok=True)
-    figures: dict[str, Any] = {"threads": os.environ.get("OMP_NUM_THREADS"), "load_average": os.getloadavg()}
-    split = split_seeds(read_seeds(default_seeds_file()))
-    small = SeedSplit(split.training[:train_seeds], split.evaluation[:1], split.evaluation_fraction)
-    search = SearchConfig(methods=("vanilla",), iterations=iterations, sut_max_new_tokens=48,
-                          generator_max_new_tokens=40)
-    selection, evaluation = SELECTION_ORACLE.build(), EVALUATION_ORACLE.build()
-    fast = load_causal_lm()  # CTranslate2 int8: the base as generator and sampler
-    header = build_training_data(small, lm=fast, search=search, search_oracle=selection, selection_oracle=selection,
-                                 evaluation_oracle=evaluation, samples=samples, temperature=0.7, top_p=0.95,
-                                 max_new_tokens=48, sampling_seed=0, per_seed=None, choose="least-toxic",
-                                 run_file=work / "train_search.jsonl", out=work / "pairs.jsonl")
-    _, pairs = read_pairs(work / "pairs.jsonl")
-    seconds = header["seconds"]
-    figures["ct2_search_seconds_per_iteration"] = seconds["search"] / (train_seeds * iterations)
-    figures["ct2_sampling_seconds_per_prompt"] = seconds["sampling"] / header["prompts"]
-    figures["samples_per_prompt"] = samples
-    figures["training_prompts_per_seed"] = header["prompts"] / train_seeds
-    figures["selection_seconds_per_prompt"] = seconds["selection"] / header["prompts"]
-    chosen = [p.score for p in pairs]
-    spread = [max(s for s in p.candidate_scores if s is not None) - p.score for p in pairs]
-    jigsaw_chosen = np.asarray(evaluation.score([p.answer for p in pairs])).max(axis=1)
-    figures["selection"] = {"chosen_profanity_mean": float(np.mean(chosen)), "spread_mean": float(np.mean(spread)),
-                            "chosen_jigsaw_mean": float(np.mean(jigsaw_chosen))}
-
-    reference = load_causal_lm(engine="reference")
-    sut = LocalBackend(lm=reference)
-    header = build_evaluation_prompts(small, sut=sut, generator=LocalBackend(lm=fast), search=search, oracle=evaluation,
-                                      per_seed=None, run_file=work / "eval_search.jsonl", out=work / "prompts.jsonl")
-    _, prompts = read_prompts(work / "prompts.jsonl")
-    figures["reference_sut_search_seconds_per_iteration"] = header["seconds"]["search"] / iterations
-    figures["evaluation_prompts_per_seed"] = len(prompts)
-    start = time.perf_counter()
-    answer_toxicity(reference, [p.prompt for p in prompts], evaluation, system_prompt=search.system_prompt,
-                    max_new_tokens=48)
-    figures["reference_answer_seconds_per_prompt"] = (time.perf_counter() - start) / len(prompts)
-    start = time.perf_counter()
-    answer_toxicity(fast, [p.prompt for p in prompts], evaluation, system_prompt=search.system_prompt,
-                    max_new_tokens=48)
-    figures["ct2_answer_seconds_per_prompt"] = (time.perf_counter() - start) / len(prompts)
-
-    encoded = encode_pairs(reference.tokenizer, [(p.prompt, p.answer) for p in pairs],
-                           system_prompt=search.system_prompt, max_length=160)
-    figures["pair_tokens_mean"] = float(np.mean([len(ids) for ids, _ in encoded]))
-    batch = min(8, len(encoded))
-    figures["train_batch_size"] = batch
-    peft_model = get_peft_model(reference.model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
-                                                            target_modules="all-linear"))
-    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-3)
-    figures["lora_r8_seconds_per_step"] = _train_steps(peft_model, optimizer, chat_pair_batches(
-        encoded, batch_size=batch, seed=0), train_steps)
-    tuned = fine_tuned_lm(reference, peft_model, "lora-r8-measure")
-    start = time.perf_counter()
-    answer_toxicity(tuned, [p.prompt for p in prompts], evaluation, system_prompt=search.system_prompt,
-                    max_new_tokens=48)
-    figures["lora_answer_seconds_per_prompt"] = (time.perf_counter() - start) / len(prompts)
-    base_model = peft_model.unload()
-    for parameter in base_model.parameters():
-        parameter.requires_grad_(True)
-    optimizer = torch.optim.AdamW(base_model.parameters(), lr=1e-4)
-    figures["full_seconds_per_step"] = _train_steps(base_model, optimizer, chat_pair_batches(
-        encoded, batch_size=batch, seed=0), train_steps)
-    figures = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
-    from shared_utils.atomic import atomic_write_text
-
-    atomic_write_text(out, json.dumps(figures, indent=1) + "\n")
-    return figures
+    return load_causal_lm()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    cost = sub.add_parser("measure", help="time every stage once at small size")
-    cost.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "lora_rank_detox_cost.json")
-    cost.add_argument("--work", type=Path, default=Path("/tmp/lora_rank_detox_cost"))
-    cost.add_argument("--train-seeds", type=int, default=2)
-    cost.add_argument("--iterations", type=int, default=2)
-    cost.add_argument("--samples", type=int, default=4)
-    cost.add_argument("--train-steps", type=int, default=3)
-    args = parser.parse_args(argv)
-    figures = measure(args.out, args.work, train_seeds=args.train_seeds, iterations=args.iterations,
-                      samples=args.samples, train_steps=args.train_steps)
-    print(json.dumps(figures, indent=1))
-    return 0
+@functools.lru_cache(maxsize=1)
+def oracles() -> tuple[Any, Any]:
+    """The selection and the evaluation oracle (see :mod:`.toxicity_eval`), built once per process."""
+    return SELECTION_ORACLE.build(), EVALUATION_ORACLE.build()
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def seed_split(config: StudyConfig) -> SeedSplit:
+    """The arm's split of the packaged EvoTox seeds (the first ``detox.seeds`` of them)."""
+    from evotox.runner import default_seeds_file, read_seeds
+
+    assert config.detox is not None
+    return split_seeds(read_seeds(default_seeds_file(), limit=config.detox.seeds), config.detox.evaluation_fraction)
+
+
+def _search_seeds(config: StudyConfig, split: SeedSplit) -> tuple[str, ...]:
+    assert config.detox is not None
+    return split.evaluation[:config.detox.search_seeds]
+
+
+def _search_file(study: Study, sha256: str) -> Path:
+    return study.cache_dir / "detox_search" / f"{sha256[:16]}.jsonl"
+
+
+@functools.lru_cache(maxsize=2)
+def _base_sha256(model: Any) -> str:
+    """The weight hash of the loaded base (computed once: it tells the base's measures from a fine-tune's)."""
+    return weights_sha256(model)
+
+
+def run_detox_data(study: Study, run: Run) -> dict[str, Any]:
+    """The ``detox-data`` run: the training pairs and the evaluation prompts in the study's cache (each
+    resumed from its search file if a previous attempt was killed); the result records their headers."""
+    from evotox.backends.local import LocalBackend
+
+    detox = study.config.detox
+    assert detox is not None
+    selection, evaluation = oracles()
+    split = seed_split(study.config)
+    study.cache_dir.mkdir(parents=True, exist_ok=True)
+    (study.cache_dir / "detox_search").mkdir(exist_ok=True)
+    training = build_training_data(
+        split, lm=fast_base(), search=detox.search(detox.train_iterations), search_oracle=selection,
+        selection_oracle=selection, evaluation_oracle=evaluation, samples=detox.samples,
+        temperature=detox.temperature, top_p=detox.top_p, max_new_tokens=detox.answer_tokens,
+        sampling_seed=detox.sampling_seed, per_seed=detox.train_prompts_per_seed, choose=detox.choose,
+        run_file=study.cache_dir / TRAIN_SEARCH_FILE, out=study.cache_dir / PAIRS_FILE)
+    # The base's search on every evaluation seed; when the per-model search covers them all, it is the
+    # base's per-model search too (same file), so the base is searched once.
+    covers = _search_seeds(study.config, split) == split.evaluation
+    base_file = _search_file(study, _base_sha256(study.lm.model)) if covers else \
+        study.cache_dir / EVAL_SEARCH_FILE
+    evaluation_header = build_evaluation_prompts(
+        split, sut=LocalBackend(lm=study.lm), generator=LocalBackend(lm=fast_base()),
+        search=detox.search(detox.eval_iterations), oracle=evaluation, per_seed=detox.eval_prompts_per_seed,
+        run_file=base_file, out=study.cache_dir / PROMPTS_FILE)
+    return {"training": training, "evaluation": evaluation_header}
+
+
+def _require(study: Study, name: str) -> Path:
+    path = study.cache_dir / name
+    if not path.is_file():
+        raise NotReady(f"{path} is missing: the detox-data run has not finished (or its cache was cleared: "
+                       f"delete {study.results_dir}/seed{study.config.seeds[0]}/detox-data.json to rebuild it)")
+    return path
+
+
+def training_pairs(study: Study) -> list[tuple[str, str]]:
+    """The detox pairs as (prompt, answer), in file order; NotReady until the detox-data run has made them."""
+    _, pairs = read_pairs(_require(study, PAIRS_FILE))
+    return [(p.prompt, p.answer) for p in pairs]
+
+
+def pair_batches(pairs: Sequence[tuple[str, str]], tokenizer: Any, config: StudyConfig, seed: int
+                 ) -> Iterable[dict[str, Any]]:
+    """The training batches of chat pairs: the answer tokens are the targets (see :mod:`.chat_batches`)."""
+    from .chat_batches import chat_pair_batches, encode_pairs
+
+    encoded = encode_pairs(tokenizer, pairs, system_prompt=SYSTEM_PROMPT, max_length=config.max_length)
+    return chat_pair_batches(encoded, batch_size=config.batch_size, seed=seed)
+
+
+def pairs_dev_nll(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], config: StudyConfig) -> float:
+    """Dev-fold NLL per answer token: what tunes the arm's learning rates."""
+    from .chat_batches import answer_nll, encode_pairs
+
+    encoded = encode_pairs(tokenizer, pairs, system_prompt=SYSTEM_PROMPT, max_length=config.max_length)
+    return answer_nll(model, encoded, batch_size=config.eval_batch_size)
+
+
+def detox_measures(study: Study, model: Any, seed: int) -> dict[str, Any]:
+    """Residual toxicity of ``model`` (trained with study seed ``seed``) on the evaluation seeds: greedy
+    answers to the fixed hard prompts (one score per prompt) and, for the first ``search_study_seeds``
+    study seeds, the best of an EvoTox search against it (one per search seed; else None), both with the
+    evaluation oracle; the search is recorded in the cache under the model's weight hash and resumed."""
+    from evotox.backends.local import LocalBackend
+
+    detox = study.config.detox
+    assert detox is not None
+    _, evaluation = oracles()
+    _, prompts = read_prompts(_require(study, PROMPTS_FILE))
+    sha256 = weights_sha256(model)
+    is_base = sha256 == _base_sha256(study.lm.model)
+    lm = study.lm if is_base else fine_tuned_lm(study.lm, model, f"detox-{sha256[:12]}")
+    started = time.perf_counter()
+    scores, answers = answer_toxicity(lm, [p.prompt for p in prompts], evaluation, system_prompt=SYSTEM_PROMPT,
+                                      max_new_tokens=detox.answer_tokens, batch_size=study.config.eval_batch_size)
+    measures: dict[str, Any] = {
+        "hard_prompts": {"scores": [round(float(v), 6) for v in scores], "mean": float(scores.mean()),
+                         "n": len(prompts), "empty_answers": sum(1 for a in answers if not a.strip()),
+                         "seconds": round(time.perf_counter() - started, 1)},
+        "search": None, "weights_sha256": sha256, "oracle": evaluation.describe()}
+    if seed in study.config.seeds[:detox.search_study_seeds] or is_base:
+        run_file = _search_file(study, sha256)
+        started = time.perf_counter()
+        best = search_toxicity(_search_seeds(study.config, seed_split(study.config)),
+                               detox.search(detox.eval_iterations), sut=LocalBackend(lm=lm),
+                               generator=LocalBackend(lm=fast_base()), oracle=evaluation, run_file=run_file)
+        measures["search"] = {"best": [round(float(v), 6) for v in best], "mean": float(best.mean()),
+                              "n": len(best), "run_file": run_file.name,
+                              "seconds": round(time.perf_counter() - started, 1)}
+    return measures

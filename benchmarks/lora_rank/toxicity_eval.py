@@ -109,7 +109,7 @@ def search_toxicity(seeds: Sequence[str], config: Any, *, sut: Any, generator: A
                     run_file: str | os.PathLike[str], method: str = "vanilla") -> np.ndarray:
     """The best fitness an EvoTox search (``config``, which must run ``method``) reached against ``sut`` on
     each seed, in order, recorded in (and resumed from) ``run_file``."""
-    from benchmarks.lora_rank.detox_data import run_search
+    from .detox_data import run_search
 
     if method not in config.methods:
         raise ValueError(f"the search configuration runs {list(config.methods)}, not {method!r}")

@@ -122,3 +122,26 @@ def test_the_default_oracles_are_apart_and_a_fine_tune_needs_the_reference_engin
         check_apart(evaluation, evaluation)
     with pytest.raises(ValueError, match="needs the base on the reference engine"):
         fine_tuned_lm(fast_base, object(), "lora-r8")
+
+
+def test_answer_nll_is_the_mean_over_answer_tokens_whatever_the_batching():
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from benchmarks.lora_rank.chat_batches import answer_nll
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    model = transformers.LlamaForCausalLM(config).eval()
+    encoded = [([1, 5, 6, 7, 8], 2), ([1, 9, 10, 11, 12, 13, 14, 15], 6), ([1, 2, 3], 1)]
+    expected_total, count = 0.0, 0
+    with torch.no_grad():
+        for ids, prompt_length in encoded:
+            log_probs = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)
+            for t in range(prompt_length, len(ids)):  # each answer token from the positions before it
+                expected_total -= float(log_probs[t - 1, ids[t]])
+                count += 1
+    for batch_size in (1, 2, 3):
+        assert answer_nll(model, encoded, batch_size=batch_size) == pytest.approx(expected_total / count, rel=1e-5)
+    with pytest.raises(ValueError, match="at least one"):
+        answer_nll(model, [])
