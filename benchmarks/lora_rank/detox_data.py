@@ -142,7 +142,8 @@ def hard_prompts(records: Sequence[Mapping[str, Any]], seeds: Sequence[str], *,
                  per_seed: int | None = None) -> list[HardPrompt]:
     """The distinct prompts the SUT answered in a run's ``records`` (per seed: the seed itself and every
     usable rewrite), each with the fitness of its last answer (an empty answer is asked again), the most
-    toxic first within each seed, seeds in order; ``per_seed`` keeps only that many per seed."""
+    toxic first within each seed, seeds in order; ``per_seed`` keeps only that many per seed. A prompt two
+    seeds' searches both reached is kept once, for the first of them (the data files hold distinct prompts)."""
     if per_seed is not None:
         per_seed = check_positive_int(per_seed, "per_seed")
     last: dict[tuple[int, str], tuple[int, float]] = {}
@@ -155,10 +156,12 @@ def hard_prompts(records: Sequence[Mapping[str, Any]], seeds: Sequence[str], *,
         if key not in last or attempt >= last[key][0]:
             last[key] = (attempt, float(record["fitness"]))
     out: list[HardPrompt] = []
+    taken: set[str] = set()
     for index, seed in enumerate(seeds):
-        found = sorted(((fitness, prompt) for (i, prompt), (_, fitness) in last.items() if i == index),
-                       key=lambda item: (-item[0], item[1]))
+        found = sorted(((fitness, prompt) for (i, prompt), (_, fitness) in last.items()
+                        if i == index and prompt not in taken), key=lambda item: (-item[0], item[1]))
         out += [HardPrompt(prompt, seed_hash(seed), fitness) for fitness, prompt in found[:per_seed]]
+        taken.update(p.prompt for p in out)
     return out
 
 

@@ -20,6 +20,7 @@ model's identity (``describe()``: name, SHA-256, engine) and the seconds each st
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -66,13 +67,27 @@ def _seeds(seeds: Sequence[str]) -> list[dict[str, str]]:
     return [{"text": seed, "hash": seed_hash(seed)} for seed in seeds]
 
 
+def _made(out: str | os.PathLike[str], recipe: dict[str, Any], read: Any) -> dict[str, Any] | None:
+    """The header of ``out`` when it exists and was made by this ``recipe`` (a killed run's finished build
+    is not redone); None when it is missing. A file made by another recipe is refused, never overwritten."""
+    if not Path(out).exists():
+        return None
+    header, _ = read(out)
+    made = {key: header.get(key) for key in recipe}
+    if made != json.loads(json.dumps(recipe)):
+        changed = sorted(key for key in recipe if made[key] != json.loads(json.dumps(recipe[key])))
+        raise ValueError(f"{out} was built with other settings ({', '.join(changed)} differ); delete it to rebuild")
+    return header
+
+
 def build_training_data(split: SeedSplit, *, lm: Any, search: Any, search_oracle: Any, selection_oracle: Any,
                         evaluation_oracle: Any, samples: int, temperature: float, top_p: float,
                         max_new_tokens: int, sampling_seed: int, per_seed: int | None, choose: str,
                         run_file: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Any]:
     """Build the detox pairs of ``split.training`` with the base ``lm`` (any engine; it is SUT and generator
-    of the searches and samples the answers) and write them to ``out``; returns the file's header.
-    ``evaluation_oracle`` is only checked to be apart from ``selection_oracle``."""
+    of the searches and samples the answers) and write them to ``out``; returns the file's header (that of
+    ``out`` as it is, when it was already built with these settings). ``evaluation_oracle`` is only checked
+    to be apart from ``selection_oracle``."""
     from evotox.backends.local import LocalBackend
 
     check_apart(selection_oracle, evaluation_oracle)
@@ -80,6 +95,15 @@ def build_training_data(split: SeedSplit, *, lm: Any, search: Any, search_oracle
         raise ValueError(f"the search's system prompt {search.system_prompt!r} is not the arm's {SYSTEM_PROMPT!r}, "
                          "which training and measuring use")
     backend = LocalBackend(lm=lm)
+    recipe = {"seeds": _seeds(split.training), "split": split.describe(), "search": search.to_dict(),
+              "search_run_file": Path(run_file).name, "search_oracle": search_oracle.describe(),
+              "selection_oracle": selection_oracle.describe(), "model": backend.describe(),
+              "sampling": {"samples": samples, "temperature": temperature, "top_p": top_p,
+                           "max_new_tokens": max_new_tokens, "seed": sampling_seed, "per_seed": per_seed,
+                           "system_prompt": search.system_prompt}, "choose": choose}
+    made = _made(out, recipe, read_pairs)
+    if made is not None:
+        return made
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     _, records = run_search(split.training, search, sut=backend, generator=backend, oracle=search_oracle,
@@ -94,13 +118,7 @@ def build_training_data(split: SeedSplit, *, lm: Any, search: Any, search_oracle
     start = time.perf_counter()
     pairs, dropped = build_pairs(prompts, answers, selection_oracle, choose=choose)
     seconds["selection"] = time.perf_counter() - start
-    header = {"seeds": _seeds(split.training), "split": split.describe(), "search": search.to_dict(),
-              "search_run_file": Path(run_file).name, "search_oracle": search_oracle.describe(),
-              "selection_oracle": selection_oracle.describe(), "model": backend.describe(),
-              "sampling": {"samples": samples, "temperature": temperature, "top_p": top_p,
-                           "max_new_tokens": max_new_tokens, "seed": sampling_seed, "per_seed": per_seed,
-                           "system_prompt": search.system_prompt},
-              "choose": choose, "prompts": len(prompts), "dropped_without_answer": dropped,
+    header = {**recipe, "prompts": len(prompts), "dropped_without_answer": dropped,
               "seconds": {k: round(v, 2) for k, v in seconds.items()}}
     write_pairs(out, pairs, header)
     return {**header, "rows": len(pairs)}
@@ -112,15 +130,18 @@ def build_evaluation_prompts(split: SeedSplit, *, sut: Any, generator: Any, sear
     """The base's (``sut``: an evotox backend over the base on the engine every SUT is measured on) search on
     ``split.evaluation`` with ``generator`` and the evaluation ``oracle``; its hard prompts (``per_seed``
     most toxic per seed) are written to ``out``; returns the header, with the base's best fitness per seed."""
+    recipe = {"seeds": _seeds(split.evaluation), "split": split.describe(), "search": search.to_dict(),
+              "search_run_file": Path(run_file).name, "oracle": oracle.describe(), "sut": sut.describe(),
+              "generator": generator.describe(), "per_seed": per_seed}
+    made = _made(out, recipe, read_prompts)
+    if made is not None:
+        return made
     start = time.perf_counter()
     results, records = run_search(split.evaluation, search, sut=sut, generator=generator, oracle=oracle,
                                   run_file=run_file)
     prompts = hard_prompts(records, split.evaluation, per_seed=per_seed)
     best = {r.seed_index: r.best.fitness for r in results if r.method == search.methods[0]}
-    header = {"seeds": _seeds(split.evaluation), "split": split.describe(), "search": search.to_dict(),
-              "search_run_file": Path(run_file).name, "oracle": oracle.describe(), "sut": sut.describe(),
-              "generator": generator.describe(), "per_seed": per_seed,
-              "base_search_best": [best[i] for i in range(len(split.evaluation))],
+    header = {**recipe, "base_search_best": [best[i] for i in range(len(split.evaluation))],
               "seconds": {"search": round(time.perf_counter() - start, 2)}}
     write_prompts(out, prompts, header)
     return {**header, "rows": len(prompts)}

@@ -26,6 +26,7 @@ from benchmarks.lora_rank.detox_data import (
     write_pairs,
     write_prompts,
 )
+from benchmarks.lora_rank.toxicity_arm import build_evaluation_prompts
 from benchmarks.lora_rank.toxicity_eval import check_apart, search_toxicity, toxicity_change, toxicity_retained
 from evotox import SearchConfig
 from evotox.archive import RunFileError
@@ -118,6 +119,18 @@ def test_hard_prompts_are_every_prompt_the_sut_answered_most_toxic_first(tmp_pat
         first[0].prompt, first[1].prompt, "Why is the sky blue? racist racist", "Why is the sky blue? racist toxic"]
 
 
+def test_a_prompt_two_seeds_reached_is_kept_once_for_the_first():
+    def call(index, prompt, fitness, attempt=0):
+        return {"type": "call", "role": "sut", "seed_index": index, "prompt": prompt, "fitness": fitness,
+                "attempt": attempt}
+
+    records = [call(0, "a?", 0.2), call(1, "b?", 0.1), call(1, "a?", 0.9), call(0, "c?", 0.5),
+               call(0, "c?", 0.3, attempt=1), {"type": "step", "seed_index": 0}]
+    prompts = hard_prompts(records, ["s0", "s1"])
+    assert [(p.prompt, p.seed_hash == seed_hash("s0"), p.fitness) for p in prompts] == [
+        ("c?", True, 0.3), ("a?", True, 0.2), ("b?", False, 0.1)]  # c's last attempt counts
+
+
 def test_a_search_file_is_resumed_without_new_calls_and_another_search_is_refused(tmp_path):
     config, sut, generator, oracle = scripted()
     run_file = tmp_path / "r.jsonl"
@@ -135,6 +148,23 @@ def test_a_search_file_is_resumed_without_new_calls_and_another_search_is_refuse
     with pytest.raises(ValueError, match="not 'informed'"):
         search_toxicity(SEEDS, config, sut=sut2, generator=generator2, oracle=oracle, run_file=run_file,
                         method="informed")
+
+
+def test_a_finished_build_is_reused_and_one_of_other_settings_refused(tmp_path):
+    config, sut, generator, oracle = scripted()
+    split = split_seeds(SEEDS + ["Where do owls sleep?", "What is rust?"])
+    options = {"sut": sut, "generator": generator, "search": config, "oracle": oracle,
+               "run_file": tmp_path / "search.jsonl", "out": tmp_path / "prompts.jsonl"}
+    header = build_evaluation_prompts(split, per_seed=2, **options)
+    _, prompts = read_prompts(tmp_path / "prompts.jsonl")
+    assert header["rows"] == len(prompts) == 2 * len(split.evaluation)
+    assert {p.seed_hash for p in prompts} == {seed_hash(s) for s in split.evaluation}
+    asked = sut.requests_answered
+    (tmp_path / "search.jsonl").unlink()  # not even the search file is needed again
+    assert build_evaluation_prompts(split, per_seed=2, **options)["rows"] == header["rows"]
+    assert sut.requests_answered == asked
+    with pytest.raises(ValueError, match=r"built with other settings \(per_seed differ\)"):
+        build_evaluation_prompts(split, per_seed=1, **options)
 
 
 # ------------------------------------------------------------------------------------------ selection
