@@ -224,9 +224,11 @@ class Study(Results):
         atomic_write_text(self.path(run), json.dumps(result, indent=1) + "\n")
 
     def evaluate(self, model: Any, seed: int) -> dict[str, Any]:
+        # The toxicity arm's measures first: they wait (NotReady) for the detox-data run's files.
+        detox = detox_measures(self, model, seed) if self.config.data == "detox" else None
         measures = evaluate(model, self.lm, self.eval_data, self.config, self.references, seed)
-        if self.config.data == "detox":
-            measures["detox"] = detox_measures(self, model, seed)
+        if detox is not None:
+            measures["detox"] = detox
         return measures
 
     def training_data(self) -> list[Any]:
