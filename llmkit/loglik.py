@@ -63,10 +63,12 @@ def sequence_log_likelihoods(model: Any, token_ids: Sequence[Sequence[int]], *, 
 
 
 def sentence_log_likelihoods(model: Any, tokenizer: Any, sentences: Sequence[str], *, batch_size: int = 16,
-                             progress: bool = False) -> SentenceScores:
-    """Exact log-likelihood of each sentence (see the module docstring for the start token)."""
-    return sequence_log_likelihoods(model, tokenize_sentences(tokenizer, sentences), batch_size=batch_size,
-                                    progress=progress)
+                             progress: bool = False, prefix_token_id: int | None = None) -> SentenceScores:
+    """Exact log-likelihood of each sentence (see the module docstring for the start token;
+    ``prefix_token_id`` replaces it, e.g. a base model's document separator to score plain text where an
+    instruct tokenizer's BOS is its chat-turn token)."""
+    return sequence_log_likelihoods(model, tokenize_sentences(tokenizer, sentences, prefix_token_id=prefix_token_id),
+                                    batch_size=batch_size, progress=progress)
 
 
 def next_token_log_probs(model: Any, token_ids: Sequence[Sequence[int]], *, batch_size: int = 16,

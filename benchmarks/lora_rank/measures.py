@@ -16,6 +16,8 @@ from shared_utils.atomic import atomic_write_via
 from .config import StudyConfig
 from .data import EvalData
 
+PLAIN_TEXT_START = "<|endoftext|>"
+
 
 class References:
     """Next-token log-probabilities of the base and of each seed's full fine-tune on the KL sentences,
@@ -92,9 +94,25 @@ def evaluate(model: Any, lm: Any, data: EvalData, config: StudyConfig, reference
     if data.sts_sentences:
         measures["sts_nll"] = sentence_log_likelihoods(model, tokenizer, data.sts_sentences,
                                                        batch_size=config.eval_batch_size).nll_per_token()
+        measures["plain_nll"] = sentence_log_likelihoods(model, tokenizer, data.sts_sentences,
+                                                         batch_size=config.eval_batch_size,
+                                                         prefix_token_id=plain_text_start(tokenizer)).nll_per_token()
     measures["toxicity"] = toxicity(model, lm, data.toxicity_prompts, config)
     measures["eval_seconds"] = round(time.perf_counter() - started, 1)
     return measures
+
+
+def plain_text_start(tokenizer: Any) -> int:
+    """The token that starts plain text for forgetting: SmolLM2's pretraining document separator
+    ``PLAIN_TEXT_START``. The instruct tokenizer's BOS is ``<|im_start|>``, the chat-turn token, so scoring
+    after it (``sts_nll``) partly measures the chat format, which fine-tuning on bare sentences teaches away;
+    scored after the separator, the same sentences measure language modelling alone (``plain_nll``, read
+    against the base's)."""
+    token = tokenizer.get_vocab().get(PLAIN_TEXT_START)
+    if not isinstance(token, int):
+        raise ValueError(f"the tokenizer has no {PLAIN_TEXT_START!r} token to start plain text; this study scores "
+                         "forgetting for SmolLM2-family tokenizers")
+    return token
 
 
 def toxicity(model: Any, lm: Any, prompts: list[str], config: StudyConfig) -> dict[str, Any] | None:

@@ -3,7 +3,6 @@ and L1RA's learned ranks beside the oracle's."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,9 @@ from shared_utils.figures import new_figure, save_png
 
 from .config import TARGETS, StudyConfig
 from .diagnostics import ENERGY_RANKS, layer_index, module_kind
+from .guard import divergence
 from .model import l1ra_budgets
+from .stats import t_interval
 
 
 def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[str, Any]], config: StudyConfig,
@@ -25,9 +26,9 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
         if len(entries) == 1:
             e = entries[0][key]
             return e["value"], e["value"] - e["low"], e["high"] - e["value"]
-        values = [e[key]["value"] for e in entries]
-        spread = 1.96 * float(np.std(values, ddof=1)) / math.sqrt(len(values))
-        return float(np.mean(values)), spread, spread
+        interval = t_interval([e[key]["value"] for e in entries])  # over seeds: t, n - 1 dof
+        assert interval is not None and interval.half_width is not None
+        return interval.mean, interval.half_width, interval.half_width
 
     panels = (("winobias_interval", "WinoBias test: pro-stereotyped preferred (%)"),
               ("crows_gender_interval", "CrowS-Pairs gender: pct_stereotype"),
@@ -112,3 +113,34 @@ def plots(rows: dict[str, dict[str, Any]], results: dict[tuple[int, str], dict[s
     save_png(figure, out_dir / f"{prefix}_l1ra_vs_oracle.png", dpi=110)
 
 
+
+
+def loss_curves(results: dict[tuple[int, str], dict[str, Any]], out_dir: Path, prefix: str) -> None:
+    """Training-loss curves of every training run (not the tune runs): one panel each for full FT, LoRA
+    (by rank) and L1RA; every seed drawn, diverged runs dashed in red."""
+    panels = {"full": "full fine-tuning", "lora": "PEFT LoRA (colour: rank)", "l1ra": "L1RA (colour: budget)"}
+    figure = new_figure(figsize=(5 * len(panels), 4))
+    axes = dict(zip(panels, figure.subplots(1, len(panels))))
+    colours: dict[str, Any] = {}
+    for (seed, name), result in sorted(results.items()):
+        kind, losses = result["run"]["kind"], result.get("losses")
+        if kind not in panels or not isinstance(losses, list) or not losses:
+            continue
+        verdict = result.get("divergence") or divergence(losses)
+        group = f"{kind}-r{result['run']['rank']}" if kind == "lora" else f"{kind}-b{result['run'].get('budget')}"
+        curve = [np.nan if v is None else v for v in losses]
+        if verdict["diverged"]:
+            axes[kind].plot(range(1, len(curve) + 1), curve, color="red", linestyle="--", linewidth=1,
+                            label=f"diverged: {name} seed {seed}")
+            continue
+        line = axes[kind].plot(range(1, len(curve) + 1), curve, linewidth=0.7, alpha=0.6, color=colours.get(group),
+                               label=None if group in colours else (group if kind != "full" else "full"))
+        colours.setdefault(group, line[0].get_color())
+    for kind, axis in axes.items():
+        axis.set_xlabel("step")
+        axis.set_ylabel("training loss (nats per token)")
+        axis.set_title(panels[kind], fontsize=9)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=6)
+    figure.tight_layout()
+    save_png(figure, out_dir / f"{prefix}_loss.png", dpi=110)

@@ -12,6 +12,7 @@ import numpy as np
 from .config import Run
 from .data import dev_fold, training_sentences
 from .diagnostics import adapter_diagnostics, full_update_spectra, plain_name
+from .guard import divergence
 from .model import l1ra_budgets, projections, target_regex
 from .plan import NotReady
 from .speed import run_speed
@@ -29,51 +30,70 @@ def run_base(study: Study, run: Run) -> dict[str, Any]:
     return {"measures": study.evaluate(model, run.seed)}
 
 
+def trained(study: Study, kind: str, run: Run, lr: float, sentences: list[Any]
+            ) -> tuple[Any, Any, dict[str, Any]]:
+    """Train for ``run``: the model, the L1RA controller (or None) and the record every training run keeps:
+    rate, loss curve, step time and the divergence guard's verdict (:func:`.guard.divergence`). A diverged
+    run is not measured (its numbers would never be averaged in); the plan re-runs it at the next rate down."""
+    model, controller, losses, step_seconds = study.train(kind, run, lr, sentences)
+    verdict = divergence(losses)
+    if verdict["diverged"]:
+        print(f"diverged: seed {run.seed} {run.name} at lr {lr:g}, step {verdict['step']}: {verdict['reason']}",
+              flush=True)
+    return model, controller, {"lr": lr, "losses": losses, "step_seconds": step_seconds, "divergence": verdict}
+
+
 def run_tune(study: Study, run: Run) -> dict[str, Any]:
     from llmkit.loglik import sentence_log_likelihoods
 
     assert run.method is not None and run.lr is not None
     fit, dev = dev_fold(study.training_data(), study.config.dev_fraction)
-    model, _, losses, step_seconds = study.train(run.method, run, run.lr, fit)
-    if study.config.data == "detox":  # chat pairs: the NLL of the answers
+    model, _, record = trained(study, run.method, run, run.lr, fit)
+    if record["divergence"]["diverged"]:
+        dev_nll = None
+    elif study.config.data == "detox":  # chat pairs: the NLL of the answers
         dev_nll = pairs_dev_nll(model, study.lm.tokenizer, dev, study.config)
     else:
         dev_nll = sentence_log_likelihoods(model, study.lm.tokenizer, dev,
                                            batch_size=study.config.eval_batch_size).nll_per_token()
-    return {"dev_nll": dev_nll, "dev_sentences": len(dev), "losses": losses, "step_seconds": step_seconds}
+    return {**record, "dev_nll": dev_nll, "dev_sentences": len(dev)}
 
 
 def run_full(study: Study, run: Run) -> dict[str, Any]:
-    lr = study.tuned_lr("full")
-    model, _, losses, step_seconds = study.train("full", run, lr, study.training_data())
+    lr = run.lr if run.lr is not None else study.tuned_lr("full")
+    model, _, record = trained(study, "full", run, lr, study.training_data())
+    if record["divergence"]["diverged"]:
+        return record
     deltas = study.full_deltas(run.seed, model)
     study.references.store(f"full_seed{run.seed}", model)
     study.save_weights(model, run, trainable_only=False)
     n_adapters = len(deltas)
     spectra = full_update_spectra({n: d.numpy() for n, d in deltas.items()}, l1ra_budgets(study.config, n_adapters))
-    return {"lr": lr, "losses": losses, "step_seconds": step_seconds, "spectra": spectra,
-            "measures": study.evaluate(model, run.seed)}
+    return {**record, "spectra": spectra, "measures": study.evaluate(model, run.seed)}
 
 
 def run_lora(study: Study, run: Run) -> dict[str, Any]:
     lr = run.lr if run.lr is not None else study.tuned_lr("lora")
     if study.load(Run("base", study.config.seeds[0])) is None:
         raise NotReady("the base run has not finished")
-    model, _, losses, step_seconds = study.train("lora", run, lr, study.training_data())
+    model, _, record = trained(study, "lora", run, lr, study.training_data())
+    if record["divergence"]["diverged"]:
+        return record
     study.save_weights(model, run, trainable_only=True)
-    return {"lr": lr, "losses": losses, "step_seconds": step_seconds, "adapters": adapter_diagnostics(model),
-            "measures": study.evaluate(model, run.seed)}
+    return {**record, "adapters": adapter_diagnostics(model), "measures": study.evaluate(model, run.seed)}
 
 
 def run_l1ra(study: Study, run: Run) -> dict[str, Any]:
-    lr = study.tuned_lr("l1ra")
+    lr = run.lr if run.lr is not None else study.tuned_lr("l1ra")
     study.require_references(run.seed)
-    model, controller, losses, step_seconds = study.train("l1ra", run, lr, study.training_data())
+    model, controller, record = trained(study, "l1ra", run, lr, study.training_data())
+    if record["divergence"]["diverged"]:
+        return record
     study.save_weights(model, run, trainable_only=True)
     report = controller.rank_report()
-    return {"lr": lr, "losses": losses, "step_seconds": step_seconds, "adapters": adapter_diagnostics(model),
-            "budget": controller.budget, "reallocations": len(controller.rank_log) - 1,
-            "ranks_by_module_type": report.by_module_type, "measures": study.evaluate(model, run.seed)}
+    return {**record, "adapters": adapter_diagnostics(model), "budget": controller.budget,
+            "reallocations": len(controller.rank_log) - 1, "ranks_by_module_type": report.by_module_type,
+            "measures": study.evaluate(model, run.seed)}
 
 
 def run_truncated(study: Study, run: Run) -> dict[str, Any]:
@@ -132,7 +152,7 @@ def run_check(study: Study, run: Run) -> dict[str, Any]:
 
     peft_gaps, our_gaps = gaps(peft_model), gaps(ours)
     return {"lr": lr, "steps": steps, "peft_losses": peft_losses, "l1ra_core_losses": our_losses,
-            "max_loss_difference": float(np.max(np.abs(np.subtract(peft_losses, our_losses)))),
+            "max_loss_difference": float(np.max(np.abs(np.subtract(np.asarray(peft_losses, dtype=np.float64), np.asarray(our_losses, dtype=np.float64))))),
             "max_gap_difference": float(np.max(np.abs(peft_gaps - our_gaps))), "pairs": len(pairs)}
 
 

@@ -19,7 +19,7 @@ from .measures import References, evaluate, toxicity
 from .model import check_grid, load_base, projections
 from .plan import NotReady
 from .runs import RUN_KINDS
-from .store import Results
+from .store import Results, diverged
 from .toxicity_arm import detox_measures, pair_batches, training_pairs
 from .training import batches, prepare, train
 
@@ -46,21 +46,35 @@ class Study(Results):
         """A fresh copy of the base model (the loader's cache makes this a fraction of a second)."""
         return load_base().model
 
+    def final_full(self, seed: int) -> Run | None:
+        """The full fine-tune that counts for ``seed``: the last of its chain of re-runs (:meth:`chain`), or
+        None while that has not finished. Every rate of the chain diverging is an error."""
+        final = self.final(Run("full", seed))
+        if final is None:
+            return None
+        run, result = final
+        if diverged(result):
+            raise RuntimeError(f"the full fine-tune of seed {seed} diverged at every rate tried (last: {run.name}); "
+                               "give lower full_lrs")
+        return run
+
     def full_model(self, seed: int) -> Any:
-        """The finished full fine-tune of ``seed``, from the weights its run left in the cache."""
+        """The finished full fine-tune of ``seed`` (:meth:`final_full`), from the weights its run left in the
+        cache."""
         from safetensors.torch import load_file
 
-        path = self.cache_dir / f"seed{seed}" / "full.safetensors"
+        run = self.final_full(seed) or Run("full", seed)
+        path = self.cache_dir / f"seed{seed}" / f"{run.name}.safetensors"
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing (the cache of run full, seed {seed}); delete "
-                                    f"{self.path(Run('full', seed))} so that run recomputes it")
+            raise FileNotFoundError(f"{path} is missing (the cache of run {run.name}, seed {seed}); delete "
+                                    f"{self.path(run)} so that run recomputes it")
         model = self.fresh_model()
         missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
         parameters = {name for name, _ in model.named_parameters()}
         if unexpected or parameters & set(missing):
             raise ValueError(f"{path} does not fit the base model (missing {sorted(parameters & set(missing))[:3]}, "
                              f"unexpected {sorted(unexpected)[:3]}); delete it and "
-                             f"{self.path(Run('full', seed))} so that run recomputes both")
+                             f"{self.path(run)} so that run recomputes both")
         return model
 
     def _reference_model(self, key: str) -> Any | None:
@@ -68,7 +82,7 @@ class Study(Results):
         if key == "base":
             return self.fresh_model() if self.load(Run("base", self.config.seeds[0])) is not None else None
         seed = int(key.removeprefix("full_seed"))
-        return self.full_model(seed) if self.load(Run("full", seed)) is not None else None
+        return self.full_model(seed) if self.final_full(seed) is not None else None
 
     def full_deltas(self, seed: int, model: Any | None = None) -> dict[str, Any]:
         """Each projection's full fine-tuning update (tuned - base) for ``seed``, cached; ``model``: the
@@ -109,11 +123,10 @@ class Study(Results):
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
         check_grid(self.config, self.lm.model)
         n_adapters = len(projections(self.lm.model, self.config))
-        plan = [run for run in self.plan(n_adapters)
-                if not only or run.kind in only or run.name in only]
-        while True:
+        while True:  # re-planned after every pass: finished runs may add runs (extensions, re-runs)
             self.fill_kl_to_full()
-            waiting = []
+            plan = [run for run in self.plan(n_adapters) if not only or run.kind in only or run.name in only]
+            waiting, progressed = [], False
             for run in plan:
                 if self.load(run) is not None:
                     continue
@@ -124,11 +137,14 @@ class Study(Results):
                 try:
                     if self.load(run) is None:  # another worker may have finished it meanwhile
                         self._execute_one(run, plan)
+                        progressed = True
                 except NotReady as reason:
                     waiting.append(run)
                     print(f"waiting: seed {run.seed} {run.name}: {reason}", flush=True)
                 finally:
                     lock.unlink(missing_ok=True)
+            if progressed:
+                continue
             if not waiting:
                 return
             if not any(self._claimed_by_live_worker(run) for run in plan):
@@ -156,8 +172,10 @@ class Study(Results):
             recorded = json.loads(path.read_text(encoding="utf-8")).get("run", {})
             run = Run(**{k: v for k, v in recorded.items() if k != "name"})
             result = self.load(run)
+            if result is None or result.get("measures") is None or result["measures"]["kl_to_full"] is not None:
+                continue  # not finished, diverged (never measured), or measured
             reference = self.references.get(f"full_seed{run.seed}")
-            if result is None or result["measures"]["kl_to_full"] is not None or reference is None:
+            if reference is None:
                 continue
             from safetensors.torch import load_file
 
@@ -237,11 +255,12 @@ class Study(Results):
 
     def require_references(self, seed: int) -> None:
         """KL needs the base's and this seed's full fine-tune's distributions: wait for those runs."""
-        for needed in (Run("base", self.config.seeds[0]), Run("full", seed)):
-            if self.load(needed) is None:
-                raise NotReady(f"run {needed.name} (seed {needed.seed}) has not finished")
+        if self.load(Run("base", self.config.seeds[0])) is None:
+            raise NotReady("the base run has not finished")
+        if self.final_full(seed) is None:
+            raise NotReady(f"the full fine-tune of seed {seed} (or its re-run) has not finished")
 
-    def train(self, kind: str, run: Run, lr: float, data: list[Any]) -> tuple[Any, Any, list[float], float]:
+    def train(self, kind: str, run: Run, lr: float, data: list[Any]) -> tuple[Any, Any, list[float | None], float]:
         """``steps`` of ``kind`` on ``data`` (:meth:`training_data` or its tuning fold)."""
         make_batches = pair_batches if self.config.data == "detox" else batches
         model, optimizer, controller = prepare(kind, self.fresh_model(), self.config, run, lr, self.config.steps)

@@ -78,23 +78,26 @@ def prepare(kind: str, model: Any, config: StudyConfig, run: Run, lr: float, ste
     return model, optimizer, L1RAController(model, l1ra_config, optimizer, total_steps=steps)
 
 
-def train(model: Any, optimizer: Any, data: Iterable[dict[str, Any]], steps: int, label: str) -> list[float]:
-    """``steps`` optimizer steps of the causal-LM loss; returns the loss per step."""
+def train(model: Any, optimizer: Any, data: Iterable[dict[str, Any]], steps: int, label: str
+          ) -> list[float | None]:
+    """``steps`` optimizer steps of the causal-LM loss; returns the loss per step. A non-finite loss is
+    recorded as None and ends training there (the weights are no longer numbers): the divergence guard
+    (:mod:`.guard`) marks such a run."""
     from tqdm import tqdm
 
     schedule = linear_schedule(optimizer, steps)
     model.train()
-    losses = []
+    losses: list[float | None] = []
     stream = iter(data)
     for _ in tqdm(range(steps), desc=label, unit="step", leave=False):
         loss = model(**next(stream)).loss
+        if not math.isfinite(loss.item()):
+            losses.append(None)
+            break
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         schedule.step()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"{label}: the loss became {loss.item()} (learning rate too high?)")
         losses.append(round(loss.item(), 5))
     model.eval()
     return losses
-

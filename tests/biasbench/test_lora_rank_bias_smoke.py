@@ -1,6 +1,8 @@
 """The study (package ``benchmarks/lora_rank``, run through its documented entry point
-``benchmarks/lora_rank_bias.py``) end to end on the smoke configuration: every run, the report, resume and
-refusals.
+``benchmarks/lora_rank_bias.py``) end to end on the smoke configuration: every run, the report, resume (a
+killed worker, a second and a third call that recompute nothing), the divergence guard (the smoke grid's
+LoRA rate 1000 diverges on purpose: marked, never measured, re-run at the next rate down), learning-rate grids
+extended at an edge, and refusals.
 
 Tiny on purpose (2 steps of batch 2, 2 layers adapted, a few pairs): it checks the pipeline, not the finding.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,6 +76,21 @@ def test_smoke_grid_is_resumable_and_reported(tmp_path):
     with pytest.raises(ValueError, match="another configuration"):
         Study(dataclasses.replace(PROFILES["smoke"], seeds=(1, 0)), results, cache).load(Run("base", 0))
 
+    # The divergence guard: LoRA at rate 1000 blows up; its tune rate cannot win, its runs are re-run at 3e-3.
+    tune = json.loads((runs / "tune-lora-lr1000.json").read_text())
+    assert tune["divergence"]["diverged"] and tune["dev_nll"] is None and tune["format"] == 2
+    assert study.tuning("lora").scores[1000.0] is None and tune_lr_is_not(1000.0, study)
+    for rank in (1, 2):
+        blown = Run("lora", 0, rank=rank, lr=1000.0)
+        result = study.load(blown)
+        assert result["divergence"]["diverged"] and "measures" not in result
+        assert study.retry_of(blown) == Run("lora", 0, rank=rank, lr=3e-3)
+        assert study.load(study.retry_of(blown))["measures"]["plain_nll"] > 0
+    # One-rate grids were extended once (their winner was at both edges), and the report says where it is.
+    for method in ("full", "l1ra"):
+        state = study.tuning(method)
+        assert len(state.extensions) == 1 and len(state.rates) == 2 and state.winner is not None
+
     check = json.loads((runs / "check-r2.json").read_text())
     assert check["max_loss_difference"] < 1e-4 and check["max_gap_difference"] < 1e-3
     full = json.loads((runs / "full.json").read_text())
@@ -90,7 +108,10 @@ def test_smoke_grid_is_resumable_and_reported(tmp_path):
     text = (out / "lora_rank_bias_smoke.md").read_text()
     assert "Partial grid" not in text and "| lora-r2" in text and "PEFT LoRA vs l1ra_core" in text
     assert "Speed (rank 2 budget" in text and "learning rate tuned at each rank" in text
-    for name in ("bias_vs_rank", "energy", "l1ra_vs_oracle"):
+    assert "Diverged runs" in text and re.search(r"\| lora-r1-lr1000 +\| +0 \| +1000 \|", text)
+    assert re.search(r"\| tune-lora-lr1000 +\|", text)
+    assert "Learning-rate tuning" in text and "(1 seed, no interval)" in text
+    for name in ("bias_vs_rank", "energy", "l1ra_vs_oracle", "loss"):
         assert (out / f"lora_rank_bias_smoke_{name}.png").stat().st_size > 1000
 
     # A cleared cache (KL references, full updates) is rebuilt from the cached weights, never measured as None.
@@ -105,10 +126,21 @@ def test_smoke_grid_is_resumable_and_reported(tmp_path):
     for name in ("kl_to_base", "kl_to_full"):
         assert redone[name] == pytest.approx(truncated[name], rel=1e-4, abs=1e-6), name
 
+    # A finished grid is finished: another call recomputes nothing and rewrites no file.
+    stamps = {path: path.stat().st_mtime_ns for path in runs.glob("*.json")}
+    idle = _run("run", *common)
+    log, _ = idle.communicate(timeout=600)
+    assert idle.returncode == 0, log
+    assert "] seed 0 " not in log and {path: path.stat().st_mtime_ns for path in runs.glob("*.json")} == stamps
+
     # Another configuration never mixes with finished results.
     mismatch = _run("run", *common, "--steps", "3")
     log, _ = mismatch.communicate(timeout=300)
     assert mismatch.returncode != 0 and "made with another configuration" in log
+
+
+def tune_lr_is_not(rate, study):
+    return study.tuned_lr("lora") != rate and all(study.tuned_lr("lora", r) != rate for r in (1, 2))
 
 
 @pytest.mark.slow

@@ -97,3 +97,20 @@ def test_real_smollm2_batched_equals_unbatched(smollm2):
     assert sentence_log_likelihoods(smollm2.model, smollm2.tokenizer, sentences[1:2]).nll_per_token() < shuffled - 1
     with pytest.raises(ValueError, match="item 1"):
         tokenize_sentences(smollm2.tokenizer, ["fine", "  "])
+
+
+@pytest.mark.slow
+def test_plain_text_prefix_replaces_the_chat_bos(smollm2):
+    """SmolLM2-Instruct's BOS is its chat-turn token; ``prefix_token_id`` scores the same sentences after
+    the pretraining document separator instead, exactly, with the same tokens scored."""
+    tokenizer = smollm2.tokenizer
+    plain = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert plain != tokenizer.bos_token_id
+    sentences = ["A man is playing a guitar.", "The nurse notified the patient that his shift would be ending."]
+    ids = tokenize_sentences(tokenizer, sentences, prefix_token_id=plain)
+    assert [row[0] for row in ids] == [plain, plain]
+    scores = sentence_log_likelihoods(smollm2.model, tokenizer, sentences, batch_size=2, prefix_token_id=plain)
+    np.testing.assert_allclose(scores.log_likelihood, [unbatched(smollm2.model, row) for row in ids], atol=1e-3)
+    chat = sentence_log_likelihoods(smollm2.model, tokenizer, sentences, batch_size=2)
+    assert (scores.num_tokens == chat.num_tokens).all()
+    assert np.abs(scores.log_likelihood - chat.log_likelihood).max() > 0.1
