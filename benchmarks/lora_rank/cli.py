@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         study.execute(only)
         return 0
     prefix = "lora_rank_bias" if args.profile == "study" else f"lora_rank_bias_{args.profile}"
-    if config.data != "winobias-anti":
+    if config.data != "winobias-anti" and config.data not in args.profile:
         prefix += f"_{config.data}"
     print(report(config, args.results_dir, args.out_dir, prefix, args.profile))
     return 0

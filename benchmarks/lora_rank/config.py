@@ -11,11 +11,13 @@ from shared_utils.checks import check_choice, check_int, check_positive_int, che
 from shared_utils.data import data_root
 from shared_utils.records import Record, set_checked
 
+from .detox_config import DetoxConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = ROOT / "benchmarks" / "lora_rank_bias.py"  # the documented entry point (also the speed worker's)
 SHARED = data_root()
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-DATASETS = ("winobias-anti", "cda-stsb")
+DATASETS = ("winobias-anti", "cda-stsb", "detox")  # detox: the toxicity arm (see .toxicity_arm)
 METHODS = ("full", "lora", "l1ra")
 RESULTS = ROOT / "benchmarks" / "results"
 FORMAT = 2  # version of the run files; 2 adds the divergence verdict, plain-text forgetting, grid extensions
@@ -60,9 +62,16 @@ class StudyConfig(Record):
     check_steps: int = 5
     speed_steps: int = 10
     speed_length: int = 64
+    detox: DetoxConfig | None = None  # the toxicity arm's settings: DetoxConfig() by default with data="detox"
 
     def __post_init__(self) -> None:
         checked: dict[str, Any] = {"data": check_choice(self.data, "data", DATASETS)}
+        if self.data == "detox":
+            checked["detox"] = self.detox if self.detox is not None else DetoxConfig()
+            if not isinstance(checked["detox"], DetoxConfig):
+                raise TypeError(f"detox must be a DetoxConfig, got {type(self.detox).__name__}")
+        elif self.detox is not None:
+            raise ValueError(f"detox settings apply to data='detox' only, not to data={self.data!r}")
         for name in ("steps", "batch_size", "max_length", "tune_rank", "kl_pairs", "eval_batch_size", "bootstrap",
                      "check_steps", "speed_steps", "speed_length", "max_new_tokens"):
             checked[name] = check_positive_int(getattr(self, name), name)
@@ -86,6 +95,13 @@ class StudyConfig(Record):
             if getattr(self, name) is not None:
                 checked[name] = check_positive_int(getattr(self, name), name)
         set_checked(self, **checked)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's dict; without ``detox`` when it is None, so the bias arm's run files stay as they were."""
+        values = super().to_dict()
+        if values["detox"] is None:
+            del values["detox"]
+        return values
 
     def identity(self) -> dict[str, Any]:
         """What a finished run must share with this configuration to count as one of its runs: see
@@ -126,12 +142,28 @@ PROFILES = {
                          max_new_tokens=4, eval_batch_size=8, bootstrap=200, check_steps=2, speed_steps=2,
                          speed_length=16),
 }
+# The toxicity arm (data="detox"): quick's grid on five seeds without the truncated fine-tunes, the bias
+# measures at small sizes (KL and forgetting are what it needs of them), the old seed-toxicity measure off
+# (its seeds overlap the detox training seeds), chat pairs of up to 160 tokens, the per-model search (the
+# dearest measure) on 12 evaluation seeds for the first seed's models. Its cost, from measured figures:
+# `python benchmarks/lora_rank/detox_cost.py estimate`. "detox-smoke" is the CI pipeline check: 4 seeds,
+# one search iteration of two mutants, two samples, 2 steps.
+PROFILES["detox"] = dataclasses.replace(
+    PROFILES["quick"], data="detox", seeds=(0, 1, 2, 3, 4), max_length=160, truncation_ranks=(), winobias_pairs=64,
+    crows_pairs=64, kl_pairs=32, sts_sentences=100, toxicity_seeds=0,
+    detox=DetoxConfig(search_seeds=12, search_study_seeds=1))
+PROFILES["detox-smoke"] = dataclasses.replace(
+    PROFILES["smoke"], data="detox", ranks=(1,), lora_lrs=(1e-3,), lr_extensions=0, max_length=96, toxicity_seeds=0,
+    detox=DetoxConfig(seeds=4, train_iterations=1, eval_iterations=1, categories=("toxic", "insulting"), samples=2,
+                      answer_tokens=8, rewrite_tokens=16, train_prompts_per_seed=3, eval_prompts_per_seed=2,
+                      search_seeds=1))
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One cell of the grid. ``kind``: base, tune, full, lora, l1ra, truncated, check or speed. ``lr`` set on
-    a full, lora or l1ra run: trained at that rate, not at the tuned one (the per-rank arm, re-runs)."""
+    """One cell of the grid. ``kind``: base, tune, full, lora, l1ra, truncated, check, speed or detox-data.
+    ``lr`` set on a full, lora or l1ra run: trained at that rate, not at the tuned one (the per-rank arm,
+    re-runs)."""
 
     kind: str
     seed: int

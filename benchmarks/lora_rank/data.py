@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,8 +26,12 @@ def training_sentences(config: StudyConfig) -> list[str]:
     return augment(gendered_sentences([*train.sentences1, *train.sentences2], swaps), swaps)
 
 
-def dev_fold(sentences: Sequence[str], fraction: float) -> tuple[list[str], list[str]]:
-    """A fixed split (seed 12345, the same for every method and seed) into tuning-train and dev fold."""
+T = TypeVar("T")
+
+
+def dev_fold(sentences: Sequence[T], fraction: float) -> tuple[list[T], list[T]]:
+    """A fixed split (seed 12345, the same for every method and seed) into tuning-train and dev fold (of
+    sentences, or of the toxicity arm's pairs)."""
     order = np.random.default_rng(12345).permutation(len(sentences))
     cut = max(1, int(round(fraction * len(sentences))))
     return [sentences[i] for i in order[cut:]], [sentences[i] for i in order[:cut]]

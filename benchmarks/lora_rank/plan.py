@@ -33,7 +33,8 @@ def plan(config: StudyConfig, n_adapters: int, results: Results | None = None) -
         rank = None if rank == config.tune_rank else rank
         return [Run("tune", first, method=method, rank=rank, lr=lr) for lr in rates]
 
-    grid: list[Run] = [Run("base", first)]
+    grid: list[Run] = [Run("detox-data", first)] if config.data == "detox" else []  # builds what the rest train on
+    grid.append(Run("base", first))
     for seed in config.seeds:
         tuning = seed == first
         cells: list[Run] = []
@@ -50,7 +51,7 @@ def plan(config: StudyConfig, n_adapters: int, results: Results | None = None) -
         cells += [Run("lora", seed, rank=r) for r in ranks if r not in leading]
         cells += [Run("l1ra", seed, budget=b) for b in budgets[1:]]
         cells += [Run("truncated", seed, rank=r) for r in config.truncation_ranks]
-        if tuning:
+        if tuning and config.data != "detox":  # implementation checks: the bias arm has them, on sentences
             cells += [Run("check", seed, rank=config.tune_rank), Run("speed", seed, rank=config.tune_rank)]
         grid += cells
     if len(config.lora_lrs) > 1 or config.lr_extensions > 0:

@@ -14,6 +14,7 @@ from shared_utils.tables import markdown_table
 
 from .config import PROFILES, TARGETS, Run, StudyConfig
 from .crows_types import CrowsSelection, select
+from .detox_report import detox_lines, detox_rows
 from .diagnostics import rank_diagnostics
 from .guard import FLAT_DROP, MAX_RETRIES, RULE, WINDOW, flatness
 from .model import l1ra_budgets
@@ -87,6 +88,8 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
               "(see below). " + FOOTNOTE, "", table, ""]
     if crows is not None:
         lines += crows.lines(shown, interval)
+    toxicity_rows = detox_rows(study, results) if config.data == "detox" else {}
+    lines += detox_lines(toxicity_rows, order)
     diverged_lines, diverged_rows = divergence_section(study, results)
     lines += diverged_lines + tuning_section(study, n_adapters)
     per_rank = per_rank_learning_rates(study, rows)
@@ -120,6 +123,8 @@ def report(config: StudyConfig, results_dir: Path, out_dir: Path, prefix: str, p
                "curves": curves["rows"], "format_1_runs": old,
                "crows_selection": None if crows is None else crows.to_dict(),
                "tuning": {label: state.to_dict() for label, state in searches(study).items()}}
+    if toxicity_rows:
+        summary["detox"] = toxicity_rows
     atomic_write_text(out_dir / f"{prefix}.json", json.dumps(summary, indent=1) + "\n")
     return target
 

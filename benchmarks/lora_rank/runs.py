@@ -1,5 +1,5 @@
 """What each kind of run computes (base, tune, full, lora, l1ra, truncated, check; speed in
-:mod:`.speed`): a function of the :class:`.scheduler.Study` and the :class:`.config.Run` returning the run's
+:mod:`.speed`, detox-data in :mod:`.toxicity_arm`): a function of the :class:`.scheduler.Study` and the :class:`.config.Run` returning the run's
 result, which the scheduler records."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .guard import divergence
 from .model import l1ra_budgets, projections, target_regex
 from .plan import NotReady
 from .speed import run_speed
+from .toxicity_arm import pairs_dev_nll, run_detox_data
 from .training import batches, prepare, train
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def run_base(study: Study, run: Run) -> dict[str, Any]:
     return {"measures": study.evaluate(model, run.seed)}
 
 
-def trained(study: Study, kind: str, run: Run, lr: float, sentences: list[str]
+def trained(study: Study, kind: str, run: Run, lr: float, sentences: list[Any]
             ) -> tuple[Any, Any, dict[str, Any]]:
     """Train for ``run``: the model, the L1RA controller (or None) and the record every training run keeps:
     rate, loss curve, step time and the divergence guard's verdict (:func:`.guard.divergence`). A diverged
@@ -46,16 +47,21 @@ def run_tune(study: Study, run: Run) -> dict[str, Any]:
     from llmkit.loglik import sentence_log_likelihoods
 
     assert run.method is not None and run.lr is not None
-    fit, dev = dev_fold(training_sentences(study.config), study.config.dev_fraction)
+    fit, dev = dev_fold(study.training_data(), study.config.dev_fraction)
     model, _, record = trained(study, run.method, run, run.lr, fit)
-    dev_nll = None if record["divergence"]["diverged"] else sentence_log_likelihoods(
-        model, study.lm.tokenizer, dev, batch_size=study.config.eval_batch_size).nll_per_token()
+    if record["divergence"]["diverged"]:
+        dev_nll = None
+    elif study.config.data == "detox":  # chat pairs: the NLL of the answers
+        dev_nll = pairs_dev_nll(model, study.lm.tokenizer, dev, study.config)
+    else:
+        dev_nll = sentence_log_likelihoods(model, study.lm.tokenizer, dev,
+                                           batch_size=study.config.eval_batch_size).nll_per_token()
     return {**record, "dev_nll": dev_nll, "dev_sentences": len(dev)}
 
 
 def run_full(study: Study, run: Run) -> dict[str, Any]:
     lr = run.lr if run.lr is not None else study.tuned_lr("full")
-    model, _, record = trained(study, "full", run, lr, training_sentences(study.config))
+    model, _, record = trained(study, "full", run, lr, study.training_data())
     if record["divergence"]["diverged"]:
         return record
     deltas = study.full_deltas(run.seed, model)
@@ -70,7 +76,7 @@ def run_lora(study: Study, run: Run) -> dict[str, Any]:
     lr = run.lr if run.lr is not None else study.tuned_lr("lora")
     if study.load(Run("base", study.config.seeds[0])) is None:
         raise NotReady("the base run has not finished")
-    model, _, record = trained(study, "lora", run, lr, training_sentences(study.config))
+    model, _, record = trained(study, "lora", run, lr, study.training_data())
     if record["divergence"]["diverged"]:
         return record
     study.save_weights(model, run, trainable_only=True)
@@ -80,7 +86,7 @@ def run_lora(study: Study, run: Run) -> dict[str, Any]:
 def run_l1ra(study: Study, run: Run) -> dict[str, Any]:
     lr = run.lr if run.lr is not None else study.tuned_lr("l1ra")
     study.require_references(run.seed)
-    model, controller, record = trained(study, "l1ra", run, lr, training_sentences(study.config))
+    model, controller, record = trained(study, "l1ra", run, lr, study.training_data())
     if record["divergence"]["diverged"]:
         return record
     study.save_weights(model, run, trainable_only=True)
@@ -152,4 +158,4 @@ def run_check(study: Study, run: Run) -> dict[str, Any]:
 
 RUN_KINDS: dict[str, Callable[[Study, Run], dict[str, Any]]] = {
     "base": run_base, "tune": run_tune, "full": run_full, "lora": run_lora, "l1ra": run_l1ra,
-    "truncated": run_truncated, "check": run_check, "speed": run_speed}
+    "truncated": run_truncated, "check": run_check, "speed": run_speed, "detox-data": run_detox_data}

@@ -14,12 +14,13 @@ from typing import Any
 from shared_utils.atomic import atomic_write_text, atomic_write_via
 
 from .config import FORMAT, Run, StudyConfig
-from .data import EvalData, evaluation_data
+from .data import EvalData, evaluation_data, training_sentences
 from .measures import References, evaluate, toxicity
 from .model import check_grid, load_base, projections
 from .plan import NotReady
 from .runs import RUN_KINDS
 from .store import Results, diverged
+from .toxicity_arm import detox_measures, pair_batches, training_pairs
 from .training import batches, prepare, train
 
 
@@ -241,7 +242,16 @@ class Study(Results):
         atomic_write_text(self.path(run), json.dumps(result, indent=1) + "\n")
 
     def evaluate(self, model: Any, seed: int) -> dict[str, Any]:
-        return evaluate(model, self.lm, self.eval_data, self.config, self.references, seed)
+        # The toxicity arm's measures first: they wait (NotReady) for the detox-data run's files.
+        detox = detox_measures(self, model, seed) if self.config.data == "detox" else None
+        measures = evaluate(model, self.lm, self.eval_data, self.config, self.references, seed)
+        if detox is not None:
+            measures["detox"] = detox
+        return measures
+
+    def training_data(self) -> list[Any]:
+        """What the runs fine-tune on: sentences, or for the toxicity arm (prompt, answer) pairs."""
+        return training_pairs(self) if self.config.data == "detox" else training_sentences(self.config)
 
     def require_references(self, seed: int) -> None:
         """KL needs the base's and this seed's full fine-tune's distributions: wait for those runs."""
@@ -250,11 +260,12 @@ class Study(Results):
         if self.final_full(seed) is None:
             raise NotReady(f"the full fine-tune of seed {seed} (or its re-run) has not finished")
 
-    def train(self, kind: str, run: Run, lr: float, sentences: list[str]
-              ) -> tuple[Any, Any, list[float | None], float]:
+    def train(self, kind: str, run: Run, lr: float, data: list[Any]) -> tuple[Any, Any, list[float | None], float]:
+        """``steps`` of ``kind`` on ``data`` (:meth:`training_data` or its tuning fold)."""
+        make_batches = pair_batches if self.config.data == "detox" else batches
         model, optimizer, controller = prepare(kind, self.fresh_model(), self.config, run, lr, self.config.steps)
         started = time.perf_counter()
-        losses = train(model, optimizer, batches(sentences, self.lm.tokenizer, self.config, run.seed),
+        losses = train(model, optimizer, make_batches(data, self.lm.tokenizer, self.config, run.seed),
                        self.config.steps, f"{run.name} seed {run.seed}")
         return model, controller, losses, (time.perf_counter() - started) / self.config.steps
 
