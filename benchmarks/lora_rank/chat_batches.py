@@ -29,7 +29,8 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]], *, system_pro
     """``(ids, prompt_length)`` per (prompt, answer) pair: the first ``prompt_length`` ids are the rendered
     prompt, the rest the answer and the end-of-turn token, cut at ``max_length`` ids in all. A pair whose
     prompt leaves no room for an answer token is an error naming it (raise ``max_length``)."""
-    from llmkit.generation import Prompt, render_prompt
+    from llmkit.chat import Request
+    from llmkit.generation import render_prompt
 
     max_length = check_positive_int(max_length, "max_length")
     eos = tokenizer.eos_token_id
@@ -41,7 +42,7 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]], *, system_pro
         if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(t, str) and t.strip() for t in pair)):
             raise ValueError(f"pairs[{i}] must be a (prompt, answer) tuple of non-empty strings, got {pair!r}")
         prompt, answer = pair
-        text = render_prompt(tokenizer, Prompt([*system, {"role": "user", "content": prompt}]))
+        text = render_prompt(tokenizer, Request([*system, {"role": "user", "content": prompt}]))
         prompt_ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         answer_ids = [*tokenizer(answer, add_special_tokens=False)["input_ids"], int(eos)]
         if len(prompt_ids) >= max_length:

@@ -171,7 +171,8 @@ def sample_answers(lm: Any, prompts: Sequence[str], *, samples: int, system_prom
     """``samples`` sampled answers of ``lm`` (any llmkit engine) to each prompt, as a user message after
     ``system_prompt``. Each prompt is one batch of ``samples`` rows seeded by ``(seed, prompt)``, so a
     prompt's answers are the same whatever else is sampled with it."""
-    from llmkit.generation import Prompt, generate
+    from llmkit.chat import Request, derive_seed
+    from llmkit.generation import generate
 
     samples = check_positive_int(samples, "samples")
     temperature = check_real(temperature, "temperature", minimum=0.0, exclusive_minimum=True)
@@ -179,10 +180,9 @@ def sample_answers(lm: Any, prompts: Sequence[str], *, samples: int, system_prom
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     answers = []
     for prompt in prompts:
-        row = Prompt([*messages, {"role": "user", "content": prompt}])
-        digest = hashlib.sha256(f"{seed}\n{prompt}".encode()).digest()
-        outputs = generate(lm, [row] * samples, max_new_tokens=max_new_tokens, temperature=temperature,
-                           top_p=top_p, seed=int.from_bytes(digest[:4], "little"))
+        row = Request([*messages, {"role": "user", "content": prompt}], max_new_tokens=max_new_tokens,
+                      temperature=temperature)
+        outputs = generate(lm, [row] * samples, top_p=top_p, batch_seed=derive_seed(seed, prompt))
         answers.append([output.text for output in outputs])
     return answers
 

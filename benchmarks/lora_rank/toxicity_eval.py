@@ -93,14 +93,16 @@ def answer_toxicity(lm: Any, prompts: Sequence[str], oracle: Any, *, system_prom
     their toxicity (the largest of the oracle's attributes): one value per prompt, in order. A row's greedy
     answer can depend on its batch mates (CTranslate2's batched int8 kernels, padding): measure every model
     with the same prompts, order and ``batch_size``."""
-    from llmkit.generation import Prompt, generate
+    from llmkit.chat import Request
+    from llmkit.generation import generate
 
     batch_size = check_positive_int(batch_size, "batch_size")
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     answers: list[str] = []
     for first in range(0, len(prompts), batch_size):
-        rows = [Prompt([*system, {"role": "user", "content": p}]) for p in prompts[first:first + batch_size]]
-        answers += [c.text for c in generate(lm, rows, max_new_tokens=max_new_tokens)]
+        rows = [Request([*system, {"role": "user", "content": p}], max_new_tokens=max_new_tokens)
+                for p in prompts[first:first + batch_size]]
+        answers += [c.text for c in generate(lm, rows)]
     scores = np.asarray(oracle.score(answers), dtype=np.float64)
     return (scores.max(axis=1) if len(answers) else np.zeros(0)), answers
 

@@ -64,7 +64,8 @@ def test_sampled_answers_are_seeded_per_prompt_and_differ_between_samples(fast_b
 
 
 def test_chat_batches_put_the_loss_on_the_answer_and_its_end_of_turn_only(fast_base):
-    from llmkit.generation import Prompt, render_prompt
+    from llmkit.chat import Request
+    from llmkit.generation import render_prompt
 
     tokenizer = fast_base.tokenizer
     encoded = encode_pairs(tokenizer, PAIRS, system_prompt=SYSTEM, max_length=128)
@@ -76,7 +77,7 @@ def test_chat_batches_put_the_loss_on_the_answer_and_its_end_of_turn_only(fast_b
         targets = [i for i, label in zip(ids, labels) if label != IGNORE]
         text = tokenizer.decode(ids[:length])
         prompt, answer = next((p, a) for p, a in PAIRS if p in text)
-        expected_prompt = render_prompt(tokenizer, Prompt([{"role": "system", "content": SYSTEM},
+        expected_prompt = render_prompt(tokenizer, Request([{"role": "system", "content": SYSTEM},
                                                            {"role": "user", "content": prompt}]))
         first = labels.index(next(label for label in labels if label != IGNORE))
         assert tokenizer.decode(ids[:first]) == expected_prompt  # every prompt token is -100
