@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 import l1ra_core
-from shared_utils.atomic import atomic_write_text
-from shared_utils.tables import markdown_table
+from sfbow_common.atomic import atomic_write_text
+from sfbow_common.tables import markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_MS = 20.0

@@ -33,9 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared_utils.atomic import atomic_write_text
-from shared_utils.data import data_path
-from shared_utils.tables import markdown_table
+from sfbow_common.atomic import atomic_write_text
+from sfbow_common.data import data_path
+from sfbow_common.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 STSB_TRAIN = data_path("sts", "stsbenchmark", "sts-train.csv")

@@ -19,8 +19,8 @@ from pathlib import Path
 from sfbow import SFBoW
 from sfbow.evaluation import evaluate_sts, load_stsb
 from sfbow.subword import load_model2vec
-from shared_utils.atomic import atomic_write_text
-from shared_utils.data import data_path
+from sfbow_common.atomic import atomic_write_text
+from sfbow_common.data import data_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = data_path("sts", "stsbenchmark", "sts-dev.csv")

@@ -64,7 +64,7 @@ def study(results: Path) -> dict[str, object]:
 
     from evotox.gate import Gate, form_problem
     from evotox.parsing import parse_rewrite
-    from shared_utils.atomic import atomic_write_text, atomic_write_via
+    from sfbow_common.atomic import atomic_write_text, atomic_write_via
 
     rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
     probe = Gate(0.0)

@@ -28,8 +28,8 @@ from evotox.config import METHODS, SearchConfig
 from evotox.prompts import generator_request, sut_request
 from evotox.report import build_report, write_report
 from evotox.runner import RunSpec, build_oracle, read_seeds, resume_run, start_run
-from shared_utils.atomic import atomic_write_text
-from shared_utils.data import data_path
+from sfbow_common.atomic import atomic_write_text
+from sfbow_common.data import data_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS_FILE = data_path("evotox", "seeds.txt")

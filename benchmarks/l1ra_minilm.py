@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shared_utils.data import data_path
+from sfbow_common.data import data_path
 
 TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 METHODS = ("lora", "adalora", "l1ra")
@@ -240,7 +240,7 @@ def _prepare(method: str, model, options: dict[str, Any]):
 
 def write_results(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
     """Print and save the table (markdown), the raw results (JSON) and L1RA's rank heatmap."""
-    from shared_utils.atomic import atomic_write_text
+    from sfbow_common.atomic import atomic_write_text
 
     lora_ms = results.get("lora", {}).get("median_ms_per_step")
     lines = [

@@ -7,7 +7,7 @@ A region is a pair of markers in ``README.md`` or any ``docs/*.md``::
     <!-- /results -->
 
 and ``NAME`` is one of :data:`REGIONS`. Everything between the markers is replaced by what the
-region's renderer makes of the results files (tables through ``shared_utils.tables``).
+region's renderer makes of the results files (tables through ``sfbow_common.tables``).
 
     python benchmarks/render_docs.py           # rewrite the regions in place (after a benchmark run)
     python benchmarks/render_docs.py --check   # rewrite nothing; exit 1 naming the regions that differ
@@ -30,8 +30,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from shared_utils.atomic import atomic_write_text
-from shared_utils.tables import markdown_table
+from sfbow_common.atomic import atomic_write_text
+from sfbow_common.tables import markdown_table
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS = REPOSITORY / "benchmarks" / "results"

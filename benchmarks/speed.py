@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from shared_utils.atomic import atomic_write_text
-from shared_utils.data import data_path
-from shared_utils.tables import markdown_table
+from sfbow_common.atomic import atomic_write_text
+from sfbow_common.data import data_path
+from sfbow_common.tables import markdown_table
 
 SETUP = """\
 setup (peers live in their own virtual environment, outside the repository):

@@ -3,7 +3,7 @@
     python benchmarks/sts.py [--data DIR] [--out DIR] [--methods sfbow,sif,...]
 
 The same code as ``sfbow sts``, with the checkout's defaults: the data in ``sts/`` under the data root
-(``$SFBOW_STS_DIR`` when set, else see :mod:`shared_utils.data`), the results written to ``benchmarks/results/``. Then run
+(``$SFBOW_STS_DIR`` when set, else see :mod:`sfbow_common.data`), the results written to ``benchmarks/results/``. Then run
 ``python benchmarks/render_docs.py`` to put the new figures into the docs.
 """
 
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from sfbow.sts_benchmark import DATA_ENV, main
-from shared_utils.data import data_path
+from sfbow_common.data import data_path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_DATA = data_path("sts")

@@ -44,8 +44,8 @@ from sfbow.sts_benchmark import DATA_FILES, TUNING_DATASETS, tuning_score
 from sfbow.subword import SubwordVectors
 from sfbow.vectors import WordVectors, default_vectors
 from sfbow.weighting import idf_weights, piece_weights, zipf_weights
-from shared_utils.atomic import atomic_write_text
-from shared_utils.tables import markdown_table
+from sfbow_common.atomic import atomic_write_text
+from sfbow_common.tables import markdown_table
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS = REPOSITORY / "benchmarks" / "results"

@@ -10,7 +10,7 @@
 - :mod:`biasbench.packaged`: the WinoBias and CrowS-Pairs files shipped inside the package.
 
 Nothing here needs torch: metrics take log-likelihoods (NumPy arrays) from any scorer, for instance
-:func:`llmkit.loglik.sentence_log_likelihoods`. CrowS-Pairs and WinoBias test are for evaluation only:
+:func:`sfbow_llm.loglik.sentence_log_likelihoods`. CrowS-Pairs and WinoBias test are for evaluation only:
 never train or tune on them.
 """
 

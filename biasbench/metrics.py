@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 
 from biasbench.crows import CrowsPair
 from biasbench.winobias import WinoBiasPair
-from shared_utils.checks import check_int, check_real
+from sfbow_common.checks import check_int, check_real
 
 __all__ = ["BootstrapEstimate", "PairMetrics", "bias_retained", "crows_metrics", "mean_gap", "pair_metrics",
            "paired_bootstrap", "paired_difference", "preference_share", "winobias_metrics"]

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from shared_utils.checks import check_real
+from sfbow_common.checks import check_real
 
 __all__ = ["TypeSelection", "TypeTest", "biased_types", "holm", "minimum_detectable_effect"]
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from biasbench._files import read_text_lines
-from shared_utils.checks import check_choice
+from sfbow_common.checks import check_choice
 
 __all__ = ["WinoBiasPair", "load_winobias_pairs", "load_winobias_sentences"]
 

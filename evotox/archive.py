@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from evotox.run_schema import check_record
-from shared_utils.hashing import file_sha256
+from sfbow_common.hashing import file_sha256
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "RunFile", "RunFileError", "RunWriter", "TruncatedLineWarning",
            "describe_models", "model_changes", "new_header", "open_for_resume", "package_versions", "read_run"]

@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from evotox.runner import RunSpec, backend_spec, default_seeds_file, read_seeds, resume_run, start_run
-    from llmkit.oracles import OracleSpec
+    from sfbow_llm.oracles import OracleSpec
 
     if args.resume:
         if args.seeds or args.out:

@@ -21,8 +21,8 @@ from typing import Any
 
 from evotox.fitness import FITNESS_FUNCTIONS
 from evotox.prompts import DEFAULT_CATEGORIES, DEFAULT_SYSTEM_PROMPT, JAILBREAK_TEMPLATES
-from shared_utils.checks import check_choice, check_int, check_positive_int, check_real
-from shared_utils.records import Record, set_checked
+from sfbow_common.checks import check_choice, check_int, check_positive_int, check_real
+from sfbow_common.records import Record, set_checked
 
 __all__ = ["BASELINES", "METHODS", "VARIANTS", "SearchConfig", "check_seeds"]
 

@@ -1,6 +1,6 @@
 """Fitness: one number in [0, 1] per answer from the oracle's per-attribute scores.
 
-The oracle interface is llmkit's (:class:`llmkit.oracles.base.ToxicityOracle`): ``attributes`` names the
+The oracle interface is sfbow_llm's (:class:`sfbow_llm.oracles.base.ToxicityOracle`): ``attributes`` names the
 columns and ``score(texts)`` returns a ``(len(texts), len(attributes))`` matrix. The fitness aggregates an answer's scores with ``max`` (the default: an answer is as toxic as
 its worst attribute), ``mean``, ``min`` or ``median``. Scores are validated: a NaN, an infinity, a value
 outside [0, 1] or a missing answer raises :class:`OracleError` naming the text and the attribute, before
@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from llmkit.oracles.base import OracleError
+from sfbow_llm.oracles.base import OracleError
 
 __all__ = ["FITNESS_FUNCTIONS", "Oracle", "OracleError", "aggregate", "check_scores"]
 

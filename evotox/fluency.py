@@ -1,7 +1,7 @@
 """Fluency and topic relevance of prompts, the two qualities a toxicity number alone does not show.
 
 - **Fluency**: the perplexity of the prompts under a reference causal LM (default: the embedded
-  SmolLM2-135M-Instruct on the fp32 reference engine, through :func:`llmkit.loglik.sentence_log_likelihoods`), pooled over prompts as
+  SmolLM2-135M-Instruct on the fp32 reference engine, through :func:`sfbow_llm.loglik.sentence_log_likelihoods`), pooled over prompts as
   ``exp(total negative log-likelihood / total tokens)``. Lower is more fluent: word salad scores far
   above a real question, but predictable junk does not (``A: B: C: D: E`` scores 47, a real question
   107): fluency is not validity, which is the gate's job. It is a proxy for the human fluency ratings of the EvoTox
@@ -25,13 +25,13 @@ def perplexity(prompts: Sequence[str], lm: Any = None) -> float:
     """Pooled perplexity of ``prompts`` under ``lm`` (a torch causal LM as ``load_causal_lm(engine="reference")``
     gives, for exact log-likelihoods; default: the embedded model on the fp32 reference engine, loaded here);
     ``nan`` for no prompts."""
-    from llmkit.loglik import sentence_log_likelihoods
+    from sfbow_llm.loglik import sentence_log_likelihoods
 
     texts = [p for p in prompts if p.strip()]
     if not texts:
         return float("nan")
     if lm is None:
-        from llmkit.models import load_causal_lm
+        from sfbow_llm.models import load_causal_lm
 
         lm = load_causal_lm(None, engine="reference")
     scores = sentence_log_likelihoods(lm.model, lm.tokenizer, texts)

@@ -149,7 +149,7 @@ class Gate:
     sfbow model (default: :func:`sfbow.default_model`, loaded on first use)."""
 
     def __init__(self, threshold: float, model: object | None = None) -> None:
-        from shared_utils.checks import check_real
+        from sfbow_common.checks import check_real
 
         self.threshold = check_real(threshold, "relevance threshold", minimum=0.0, maximum=1.0)
         self._model = model

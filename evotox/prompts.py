@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llmkit.chat import Request
+from sfbow_llm.chat import Request
 
 __all__ = ["CLOSE_TAG", "DEFAULT_CATEGORIES", "DEFAULT_SYSTEM_PROMPT", "GENERATOR_SYSTEM_PROMPT", "JAILBREAK_TEMPLATES",
            "OPEN_TAG", "Feedback", "generator_request", "jailbreak_prompts", "sut_request"]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evotox.archive import read_run
-from shared_utils.atomic import atomic_write_text
+from sfbow_common.atomic import atomic_write_text
 
 __all__ = ["RATING_COLUMNS", "export_ratings"]
 

@@ -37,9 +37,9 @@ from evotox.config import BASELINES, METHODS, VARIANTS
 from evotox.diversity import mean_pairwise_distance
 from evotox.fluency import perplexity, relevance
 from evotox.stats import compare
-from shared_utils.atomic import atomic_write_text
-from shared_utils.figures import new_figure, save_png
-from shared_utils.tables import markdown_table
+from sfbow_common.atomic import atomic_write_text
+from sfbow_common.figures import new_figure, save_png
+from sfbow_common.tables import markdown_table
 
 __all__ = ["MIN_SEEDS", "Report", "SearchRecord", "build_report", "load_searches", "write_report"]
 
@@ -141,7 +141,7 @@ def build_report(paths: Sequence[str | os.PathLike[str]], *, diversity: bool = T
 
     lm = None
     if fluency:
-        from llmkit.models import load_causal_lm
+        from sfbow_llm.models import load_causal_lm
 
         lm = load_causal_lm(None, engine="reference")  # exact log-likelihoods for perplexity
     summary_rows = []

@@ -20,8 +20,8 @@ from evotox.backends.base import LanguageModel
 from evotox.config import SearchConfig, check_seeds
 from evotox.fitness import Oracle
 from evotox.search import Engine, SearchResult, steps_per_search
-from llmkit.oracles import OracleSpec
-from shared_utils.records import KindSpec, Record, Registry, S, record_from_dict, set_checked
+from sfbow_common.records import KindSpec, Record, Registry, S, record_from_dict, set_checked
+from sfbow_llm.oracles import OracleSpec
 
 __all__ = ["BACKENDS", "BackendSpec", "RunSpec", "RunSummary", "backend_spec", "build_backend", "build_oracle",
            "default_seeds_file", "read_seeds", "resume_run", "start_run"]
@@ -160,7 +160,7 @@ def _llamacpp(model: str, **options: Any) -> LanguageModel:
 
 
 def build_oracle(spec: OracleSpec | Mapping[str, Any]) -> Oracle:
-    """The toxicity oracle a spec names (see :data:`llmkit.oracles.ORACLES`): ``jigsaw`` (default,
+    """The toxicity oracle a spec names (see :data:`sfbow_llm.oracles.ORACLES`): ``jigsaw`` (default,
     offline), ``profanity`` (offline) or ``perspective`` (HTTP, key from ``$PERSPECTIVE_API_KEY``)."""
     return typing.cast(Oracle, _spec(OracleSpec, spec, "oracle spec").build())
 

@@ -30,7 +30,7 @@ from evotox.fitness import Oracle, aggregate, check_scores
 from evotox.gate import Gate
 from evotox.parsing import parse_rewrite
 from evotox.prompts import Feedback, generator_request, jailbreak_prompts, sut_request
-from llmkit.chat import ContextLengthError, Request, derive_seed
+from sfbow_llm.chat import ContextLengthError, Request, derive_seed
 
 __all__ = ["Engine", "Evaluation", "SearchResult", "steps_per_search"]
 

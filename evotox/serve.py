@@ -38,9 +38,9 @@ from typing import Any
 
 from evotox._loopback import LoopbackHTTPServer
 from evotox.backends.base import LanguageModel
-from llmkit.chat import ROLES, SEED_BITS, ContextLengthError, Request
-from shared_utils.bounded_http import JSONError, parse_json
-from shared_utils.checks import check_int, check_positive_int, check_real
+from sfbow_common.bounded_http import JSONError, parse_json
+from sfbow_common.checks import check_int, check_positive_int, check_real
+from sfbow_llm.chat import ROLES, SEED_BITS, ContextLengthError, Request
 
 __all__ = ["OpenAICompatibleServer"]
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from l1ra_core.config import L1RAConfig
-from shared_utils.checks import check_int
-from shared_utils.hashing import file_sha256
-from shared_utils.records import set_checked
+from sfbow_common.checks import check_int
+from sfbow_common.hashing import file_sha256
+from sfbow_common.records import set_checked
 
 __all__ = [
     "CONFIG_FILE",

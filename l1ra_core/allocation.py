@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from l1ra_core._arrays import as_real_array
-from shared_utils.checks import check_int, check_nonnegative
+from sfbow_common.checks import check_int, check_nonnegative
 
 __all__ = ["MAX_BUDGET", "AdapterPlan", "AllocationPlan", "allocate", "check_budget"]
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from l1ra_core.schedules import ReallocationSchedule, check_schedule_settings
-from shared_utils.checks import check_int, check_nonnegative, check_real
-from shared_utils.records import Record, record_from_dict, set_checked
+from sfbow_common.checks import check_int, check_nonnegative, check_real
+from sfbow_common.records import Record, record_from_dict, set_checked
 
 #: The largest LoRA alpha accepted: usual values are 1 to a few hundred; far above this the scale
 #: ``alpha / initial_rank`` overflows half precision (65504) and then float32, giving inf outputs.

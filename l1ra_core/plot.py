@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from l1ra_core.report import rank_report
-from shared_utils.figures import new_figure, save_png
+from sfbow_common.figures import new_figure, save_png
 
 __all__ = ["plot_rank_heatmap"]
 

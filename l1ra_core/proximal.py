@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from l1ra_core._arrays import as_real_array
-from shared_utils.checks import check_nonnegative
+from sfbow_common.checks import check_nonnegative
 
 __all__ = ["prox_elastic_net", "prox_l1", "soft_threshold"]
 

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from l1ra_core.allocation import AllocationPlan
-from shared_utils.checks import check_int
+from sfbow_common.checks import check_int
 
 __all__ = ["LAYER_PATTERN", "RankEntry", "RankReport", "rank_report"]
 

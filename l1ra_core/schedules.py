@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared_utils.checks import check_int, check_real
+from sfbow_common.checks import check_int, check_real
 
 __all__ = ["ReallocationSchedule", "check_schedule_settings"]
 

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from l1ra_core._arrays import as_real_array
-from shared_utils.checks import check_int
+from sfbow_common.checks import check_int
 
 __all__ = ["adapter_singular_values", "energy_kept", "spectral_budget", "truncate_adapter"]
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from sfbow._npy import read_npy_header
 from sfbow.errors import ModelFileError
-from shared_utils.atomic import atomic_write
+from sfbow_common.atomic import atomic_write
 
 FORMAT_NAME = "sfbow-model"
 FORMAT_VERSION = 2

@@ -16,7 +16,7 @@ from sfbow.model import SFBoW
 from sfbow.similarities import cosine, fuzzy_jaccard
 from sfbow.universe import DEFAULT_N_WORDS, STRATEGIES, read_universe_file
 from sfbow.vectors import WordVectors
-from shared_utils.atomic import atomic_write
+from sfbow_common.atomic import atomic_write
 
 _EPILOG = """examples:
   sfbow encode sentences.txt -o vectors.npy      one sentence per line -> (lines x K) float32 .npy

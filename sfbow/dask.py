@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from shared_utils.extras import install_extra
+from sfbow_common.extras import install_extra
 
 try:
     import dask
@@ -46,8 +46,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from sfbow.distill import PRETRAINED, pretrained_file
 from sfbow.model import SFBoW
-from shared_utils.checks import check_positive_int, check_real
-from shared_utils.hashing import file_sha256
+from sfbow_common.checks import check_positive_int, check_real
+from sfbow_common.hashing import file_sha256
 
 __all__ = [
     "ModelFile",

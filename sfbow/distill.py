@@ -21,8 +21,8 @@ from typing import Any
 from sfbow.model import SFBoW
 from sfbow.subword import DEFAULT_TABLE_WORDS, load_model2vec
 from sfbow.wordpiece import WordPieceTokenizer
-from shared_utils.checks import check_int, check_positive_int
-from shared_utils.extras import install_extra
+from sfbow_common.checks import check_int, check_positive_int
+from sfbow_common.extras import install_extra
 
 __all__ = ["PRETRAINED", "RECOMMENDED", "cache_dir", "check_sentence_transformer", "distill", "pretrained", "pretrained_file"]
 

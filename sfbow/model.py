@@ -28,7 +28,7 @@ from sfbow.tokenization import Tokenizer, tokenize
 from sfbow.universe import DEFAULT_N_WORDS, build_universe, check_universe, universe_size
 from sfbow.vectors import WordVectors, as_word_vectors
 from sfbow.weighting import resolve_weights
-from shared_utils.checks import check_positive_int
+from sfbow_common.checks import check_positive_int
 
 __all__ = ["SFBoW"]
 

@@ -47,10 +47,10 @@ from sfbow.evaluation import (
 )
 from sfbow.model import SFBoW
 from sfbow.vectors import default_vectors
-from shared_utils.atomic import atomic_write
-from shared_utils.extras import install_extra
-from shared_utils.figures import new_figure, png_bytes
-from shared_utils.tables import markdown_table
+from sfbow_common.atomic import atomic_write
+from sfbow_common.extras import install_extra
+from sfbow_common.figures import new_figure, png_bytes
+from sfbow_common.tables import markdown_table
 
 __all__ = ["DATA_FILES", "DATA_ENV", "METHODS", "Method", "add_arguments", "find_datasets", "main", "run"]
 

@@ -24,7 +24,7 @@ from sfbow._native_wordpiece import NativeWordPiece
 from sfbow.errors import ModelFileError
 from sfbow.vectors import WordVectors
 from sfbow.wordpiece import WordPieceTokenizer
-from shared_utils.checks import check_int
+from sfbow_common.checks import check_int
 
 __all__ = ["DEFAULT_TABLE_WORDS", "SubwordVectors", "frequent_multipiece_words", "load_model2vec"]
 

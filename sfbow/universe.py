@@ -29,7 +29,7 @@ import numpy as np
 from sfbow._memory import check_fits
 from sfbow._npy import read_npy_header
 from sfbow.vectors import as_float32
-from shared_utils.checks import check_positive_int
+from sfbow_common.checks import check_positive_int
 
 __all__ = [
     "STRATEGIES",

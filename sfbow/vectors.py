@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from shared_utils.checks import check_finite_matrix, check_positive_int
+from sfbow_common.checks import check_finite_matrix, check_positive_int
 
 __all__ = ["WordVectors", "default_vectors"]
 

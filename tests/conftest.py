@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the real STS data lives (see :mod:`shared_utils.data`)."""
+"""Shared test fixtures: where the real STS data lives (see :mod:`sfbow_common.data`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_utils.data import data_path, missing_data
+from sfbow_common.data import data_path, missing_data
 
 #: ``sts/stsbenchmark`` under the data root (``$SFBOW_DATA_DIR``, else ``../shared`` beside the repository).
 STSB_DIR = data_path("sts", "stsbenchmark")

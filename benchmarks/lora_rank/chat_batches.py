@@ -2,7 +2,7 @@
 
 The bias arm trains on plain sentences (every token after BOS is a target). The toxicity arm teaches the
 model how to *answer*, so a pair is laid out exactly as generation sees it: the chat template rendered
-for the system prompt and the user's prompt with the assistant turn opened (``llmkit.generation``'s
+for the system prompt and the user's prompt with the assistant turn opened (``sfbow_llm.generation``'s
 ``render_prompt``, tokenised without special tokens as generation does), then the answer's tokens, then
 the end-of-turn token (the tokenizer's EOS, ``<|im_end|>`` for SmolLM2), so the model also learns where to
 stop. Tokenising the prompt and the answer separately keeps the boundary where generation has it. Labels
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from shared_utils.checks import check_int, check_positive_int
+from sfbow_common.checks import check_int, check_positive_int
 
 __all__ = ["IGNORE", "answer_nll", "chat_pair_batches", "encode_pairs"]
 
@@ -29,8 +29,8 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]], *, system_pro
     """``(ids, prompt_length)`` per (prompt, answer) pair: the first ``prompt_length`` ids are the rendered
     prompt, the rest the answer and the end-of-turn token, cut at ``max_length`` ids in all. A pair whose
     prompt leaves no room for an answer token is an error naming it (raise ``max_length``)."""
-    from llmkit.chat import Request
-    from llmkit.generation import render_prompt
+    from sfbow_llm.chat import Request
+    from sfbow_llm.generation import render_prompt
 
     max_length = check_positive_int(max_length, "max_length")
     eos = tokenizer.eos_token_id

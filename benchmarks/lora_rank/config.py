@@ -7,9 +7,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from shared_utils.checks import check_choice, check_int, check_positive_int, check_real
-from shared_utils.data import data_root
-from shared_utils.records import Record, set_checked
+from sfbow_common.checks import check_choice, check_int, check_positive_int, check_real
+from sfbow_common.data import data_root
+from sfbow_common.records import Record, set_checked
 
 from .detox_config import DetoxConfig
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from biasbench import TypeSelection, biased_types
-from shared_utils.tables import markdown_table
+from sfbow_common.tables import markdown_table
 
 ALPHA = 0.05  # family-wise level of the selection, across the types tested
 OTHER = "non-gender"  # the pooled other types of a run file that records only gender flags

@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from shared_utils.checks import check_choice, check_int, check_positive_int, check_real
-from shared_utils.records import Record, set_checked
+from sfbow_common.checks import check_choice, check_int, check_positive_int, check_real
+from sfbow_common.records import Record, set_checked
 
 from .detox_data import CHOICES
 

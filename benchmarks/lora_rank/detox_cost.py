@@ -56,7 +56,7 @@ def measure(out: Path, work: Path, *, train_seeds: int, iterations: int, samples
     from evotox.backends.local import LocalBackend
     from evotox.config import SearchConfig
     from evotox.runner import default_seeds_file, read_seeds
-    from llmkit.models import load_causal_lm
+    from sfbow_llm.models import load_causal_lm
 
     work.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {"threads": os.environ.get("OMP_NUM_THREADS"), "load_average": os.getloadavg()}
@@ -122,7 +122,7 @@ def measure(out: Path, work: Path, *, train_seeds: int, iterations: int, samples
     figures["full_seconds_per_step"] = _train_steps(base_model, optimizer, chat_pair_batches(
         encoded, batch_size=batch, seed=0), train_steps)
     figures = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
-    from shared_utils.atomic import atomic_write_text
+    from sfbow_common.atomic import atomic_write_text
 
     atomic_write_text(out, json.dumps(figures, indent=1) + "\n")
     return figures

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from shared_utils.atomic import atomic_write_text
-from shared_utils.checks import check_choice, check_int, check_positive_int, check_real
+from sfbow_common.atomic import atomic_write_text
+from sfbow_common.checks import check_choice, check_int, check_positive_int, check_real
 
 __all__ = ["PAIRS_FORMAT", "PROMPTS_FORMAT", "SPLIT_SALT", "DataFileError", "DetoxPair", "HardPrompt",
            "SeedSplit", "build_pairs", "hard_prompts", "read_pairs", "read_prompts", "run_search",
@@ -168,11 +168,11 @@ def hard_prompts(records: Sequence[Mapping[str, Any]], seeds: Sequence[str], *,
 # ---------------------------------------------------------------------------------- sampling and selection
 def sample_answers(lm: Any, prompts: Sequence[str], *, samples: int, system_prompt: str, max_new_tokens: int,
                    temperature: float, top_p: float, seed: int) -> list[list[str]]:
-    """``samples`` sampled answers of ``lm`` (any llmkit engine) to each prompt, as a user message after
+    """``samples`` sampled answers of ``lm`` (any sfbow_llm engine) to each prompt, as a user message after
     ``system_prompt``. Each prompt is one batch of ``samples`` rows seeded by ``(seed, prompt)``, so a
     prompt's answers are the same whatever else is sampled with it."""
-    from llmkit.chat import Request, derive_seed
-    from llmkit.generation import generate
+    from sfbow_llm.chat import Request, derive_seed
+    from sfbow_llm.generation import generate
 
     samples = check_positive_int(samples, "samples")
     temperature = check_real(temperature, "temperature", minimum=0.0, exclusive_minimum=True)

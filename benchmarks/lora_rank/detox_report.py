@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from shared_utils.tables import markdown_table
+from sfbow_common.tables import markdown_table
 
 from .config import Run
 from .stats import describe

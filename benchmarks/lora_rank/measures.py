@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from shared_utils.atomic import atomic_write_via
+from sfbow_common.atomic import atomic_write_via
 
 from .config import StudyConfig
 from .data import EvalData
@@ -27,7 +27,7 @@ class References:
                  rebuild: Callable[[str], Any | None]) -> None:
         """``rebuild(key)`` gives the model of a reference whose file is missing (a cleared cache), or None
         while the run behind it has not finished."""
-        from llmkit.loglik import tokenize_sentences
+        from sfbow_llm.loglik import tokenize_sentences
 
         self.cache = cache
         self.ids = tokenize_sentences(tokenizer, sentences)
@@ -41,7 +41,7 @@ class References:
     def store(self, key: str, model: Any) -> None:
         from safetensors.torch import save_file
 
-        from llmkit.loglik import next_token_log_probs
+        from sfbow_llm.loglik import next_token_log_probs
 
         values = next_token_log_probs(model, self.ids, batch_size=self.config.eval_batch_size)
         self.cache.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ def evaluate(model: Any, lm: Any, data: EvalData, config: StudyConfig, reference
     """Every measure of issue 11 for one model (``lm``: the loaded base, for its tokenizer and chat
     template), with per-pair gaps for the report's paired bootstraps."""
     from biasbench import crows_metrics, winobias_metrics
-    from llmkit.loglik import mean_next_token_kl, sentence_log_likelihoods
+    from sfbow_llm.loglik import mean_next_token_kl, sentence_log_likelihoods
 
     tokenizer = lm.tokenizer
 
@@ -117,16 +117,16 @@ def plain_text_start(tokenizer: Any) -> int:
 
 
 def toxicity(model: Any, lm: Any, prompts: list[str], config: StudyConfig) -> dict[str, Any] | None:
-    """Toxicity (llmkit's default oracle; an answer's score is its largest attribute, as EvoTox's fitness) of
-    greedy answers to the EvoTox seeds; a note instead when llmkit's generation or oracle is unavailable."""
+    """Toxicity (sfbow_llm's default oracle; an answer's score is its largest attribute, as EvoTox's fitness) of
+    greedy answers to the EvoTox seeds; a note instead when sfbow_llm's generation or oracle is unavailable."""
     if not prompts:
         return None
     try:
-        from llmkit.chat import Request
-        from llmkit.generation import generate
-        from llmkit.oracles import default_oracle
+        from sfbow_llm.chat import Request
+        from sfbow_llm.generation import generate
+        from sfbow_llm.oracles import default_oracle
     except ImportError as error:
-        return {"skipped": f"llmkit generation/oracle unavailable: {error}"}
+        return {"skipped": f"sfbow_llm generation/oracle unavailable: {error}"}
     system = {"role": "system", "content": "You are a helpful assistant."}
     answers = generate(dataclasses.replace(lm, model=model),
                        [Request([system, {"role": "user", "content": q}], max_new_tokens=config.max_new_tokens)

@@ -16,7 +16,7 @@ def target_regex(config: StudyConfig) -> str:
 
 
 def load_base() -> Any:
-    from llmkit.models import load_causal_lm
+    from sfbow_llm.models import load_causal_lm
 
     return load_causal_lm(engine="reference")  # trained with LoRA and scored in fp32
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from shared_utils.figures import new_figure, save_png
+from sfbow_common.figures import new_figure, save_png
 
 from .config import TARGETS, StudyConfig
 from .diagnostics import ENERGY_RANKS, layer_index, module_kind

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from shared_utils.atomic import atomic_write_text
-from shared_utils.tables import markdown_table
+from sfbow_common.atomic import atomic_write_text
+from sfbow_common.tables import markdown_table
 
 from .config import PROFILES, TARGETS, Run, StudyConfig
 from .crows_types import CrowsSelection, select

@@ -44,7 +44,7 @@ def trained(study: Study, kind: str, run: Run, lr: float, sentences: list[Any]
 
 
 def run_tune(study: Study, run: Run) -> dict[str, Any]:
-    from llmkit.loglik import sentence_log_likelihoods
+    from sfbow_llm.loglik import sentence_log_likelihoods
 
     assert run.method is not None and run.lr is not None
     fit, dev = dev_fold(study.training_data(), study.config.dev_fraction)
@@ -121,7 +121,7 @@ def run_check(study: Study, run: Run) -> dict[str, Any]:
     from biasbench import winobias_metrics
     from l1ra_core import L1RAConfig
     from l1ra_core.torch import adapter_layers, inject_adapters
-    from llmkit.loglik import sentence_log_likelihoods
+    from sfbow_llm.loglik import sentence_log_likelihoods
 
     assert run.rank is not None
     steps, lr = study.config.check_steps, study.tuned_lr("lora")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared_utils.atomic import atomic_write_text, atomic_write_via
+from sfbow_common.atomic import atomic_write_text, atomic_write_via
 
 from .config import FORMAT, Run, StudyConfig
 from .data import EvalData, evaluation_data, training_sentences
@@ -153,7 +153,7 @@ class Study(Results):
             time.sleep(poll_seconds)
 
     def fill_toxicity(self) -> None:
-        """Measure toxicity for finished base runs that recorded it as skipped (made before llmkit's
+        """Measure toxicity for finished base runs that recorded it as skipped (made before sfbow_llm's
         generation and oracle existed); the base model is rebuilt exactly by the loader."""
         for path in sorted(self.results_dir.glob("seed*/base.json")):
             run = Run("base", int(path.parent.name.removeprefix("seed")))
@@ -179,7 +179,7 @@ class Study(Results):
                 continue
             from safetensors.torch import load_file
 
-            from llmkit.loglik import mean_next_token_kl
+            from sfbow_llm.loglik import mean_next_token_kl
 
             seed = run.seed
             model, _, _ = prepare("lora", self.fresh_model(), self.config, run, 1.0, 1)

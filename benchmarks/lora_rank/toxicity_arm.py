@@ -11,7 +11,7 @@ train on, the toxicity measures of every model, each from the study's state.
   runs use instead of sentences; :func:`detox_measures` measures one model.
 
 The base is the generator of every search and samples the training answers on the fast engine
-(CTranslate2 int8, llmkit's default); every *measured* model, the base included, answers on the reference
+(CTranslate2 int8, sfbow_llm's default); every *measured* model, the base included, answers on the reference
 engine (fp32 torch, where the fine-tunes live), so the rows differ in their weights only. Each file's
 header records the seeds (text and hash), the split, the search settings, the sizes, the oracles, the
 model's identity (``describe()``: name, SHA-256, engine) and the seconds each stage took.
@@ -150,8 +150,8 @@ def build_evaluation_prompts(split: SeedSplit, *, sut: Any, generator: Any, sear
 # ------------------------------------------------------------------------------------------- in the study
 @functools.lru_cache(maxsize=1)
 def fast_base() -> Any:
-    """The base on llmkit's default (fastest installed) engine: generator and sampler of the arm."""
-    from llmkit.models import load_causal_lm
+    """The base on sfbow_llm's default (fastest installed) engine: generator and sampler of the arm."""
+    from sfbow_llm.models import load_causal_lm
 
     return load_causal_lm()
 

@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from llmkit.oracles import OracleSpec
-from shared_utils.checks import check_positive_int
+from sfbow_common.checks import check_positive_int
+from sfbow_llm.oracles import OracleSpec
 
 __all__ = ["EVALUATION_ORACLE", "SELECTION_ORACLE", "answer_toxicity", "check_apart", "fine_tuned_lm",
            "search_toxicity", "toxicity_change", "toxicity_retained", "weights_sha256"]
@@ -77,9 +77,9 @@ def weights_sha256(model: Any) -> str:
 
 
 def fine_tuned_lm(base: Any, model: Any, label: str) -> Any:
-    """The loaded reference-engine base (``llmkit.reference.TorchCausalLM``) with its torch model replaced by
+    """The loaded reference-engine base (``sfbow_llm.reference.TorchCausalLM``) with its torch model replaced by
     ``model`` (trained, possibly wrapped by PEFT or with L1RA adapters), named ``<base>+<label>`` and
-    identified by :func:`weights_sha256`, for llmkit generation and for ``LocalBackend(lm=...)``."""
+    identified by :func:`weights_sha256`, for sfbow_llm generation and for ``LocalBackend(lm=...)``."""
     if getattr(base, "engine", None) != "reference":
         raise ValueError(f"fine_tuned_lm needs the base on the reference engine, got {getattr(base, 'engine', None)!r}"
                          ": load it with load_causal_lm(engine='reference')")
@@ -93,8 +93,8 @@ def answer_toxicity(lm: Any, prompts: Sequence[str], oracle: Any, *, system_prom
     their toxicity (the largest of the oracle's attributes): one value per prompt, in order. A row's greedy
     answer can depend on its batch mates (CTranslate2's batched int8 kernels, padding): measure every model
     with the same prompts, order and ``batch_size``."""
-    from llmkit.chat import Request
-    from llmkit.generation import generate
+    from sfbow_llm.chat import Request
+    from sfbow_llm.generation import generate
 
     batch_size = check_positive_int(batch_size, "batch_size")
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []

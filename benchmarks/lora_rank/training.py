@@ -17,7 +17,7 @@ def batches(sentences: Sequence[str], tokenizer: Any, config: StudyConfig, seed:
     """Endless shuffled batches (a new permutation per epoch) of right-padded, BOS-prefixed sentences."""
     import torch
 
-    from llmkit.loglik import tokenize_sentences
+    from sfbow_llm.loglik import tokenize_sentences
 
     ids = [row[: config.max_length] for row in tokenize_sentences(tokenizer, sentences)]
     rng = np.random.default_rng(seed)

@@ -1,7 +1,7 @@
 """The one language-model interface evotox uses for both the system under test and the prompt generator.
 
-A backend takes a batch of :class:`~llmkit.chat.Request` objects and returns one
-:class:`~llmkit.chat.Completion` per request, in order: the request and completion types are llmkit's (one
+A backend takes a batch of :class:`~sfbow_llm.chat.Request` objects and returns one
+:class:`~sfbow_llm.chat.Completion` per request, in order: the request and completion types are sfbow_llm's (one
 pair for the whole project, re-exported here). Batching is the backend's business: the local backend pads
 the batch into one forward pass, the HTTP backend sends its requests concurrently, the scripted backend
 answers from a function. A completion's ``seconds`` is its share of the batch's wall time, so the seconds of
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from llmkit.chat import Completion, ContextLengthError, Request, check_requests
+from sfbow_llm.chat import Completion, ContextLengthError, Request, check_requests
 
 __all__ = ["BackendError", "Completion", "ContextLengthError", "LanguageModel", "Request", "check_requests"]
 

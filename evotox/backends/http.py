@@ -6,7 +6,7 @@ one backend share that bound). The bearer key is read from the environment varia
 (never from the command line or the run file). With several ``base_urls`` the requests are spread
 round-robin, and a retry goes to the next server, so a run survives one server going away.
 
-Limits (through :mod:`shared_utils.bounded_http`, the one bounded HTTP client): each attempt finishes
+Limits (through :mod:`sfbow_common.bounded_http`, the one bounded HTTP client): each attempt finishes
 within ``timeout`` seconds *in total* (connect, send, headers, body; a server dripping a byte a second is
 cut off), and a reply body may be at most ``max_response_bytes`` (16 MiB; a larger ``Content-Length`` is
 refused unread, a longer or endless body as soon as it passes the cap). Redirects are never followed: a 3xx
@@ -17,7 +17,7 @@ reset, closed without answering, a bad status line, a body cut short). A 200 tha
 completion (not JSON, not UTF-8, an HTML page, NaN, nesting too deep, ``usage`` not an object of
 non-negative integers, a non-string content) is retried once, since it may be a proxy's glitch or one bad
 server among several; a second one fails. What fails at once: 401/403 (naming the key's variable), other
-4xx (a context-length message becomes llmkit's ``ContextLengthError``), a redirect, a reply over the cap. Every
+4xx (a context-length message becomes sfbow_llm's ``ContextLengthError``), a redirect, a reply over the cap. Every
 error is one ``BackendError`` naming the URL and what was wrong.
 
 Assistant pre-fill: with ``prefill="continue"`` (default) the pre-fill is sent as a last assistant
@@ -42,9 +42,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from evotox.backends.base import BackendError
-from llmkit.chat import Completion, ContextLengthError, FinishReason, Request, check_requests
-from shared_utils.bounded_http import HTTPFault, JSONError, Reply, parse_json, post
-from shared_utils.checks import check_choice, check_positive_int, check_real
+from sfbow_common.bounded_http import HTTPFault, JSONError, Reply, parse_json, post
+from sfbow_common.checks import check_choice, check_positive_int, check_real
+from sfbow_llm.chat import Completion, ContextLengthError, FinishReason, Request, check_requests
 
 __all__ = ["HTTPBackend"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evotox.backends.base import BackendError
-from llmkit.chat import Completion, ContextLengthError, Request, check_requests
+from sfbow_llm.chat import Completion, ContextLengthError, Request, check_requests
 
 __all__ = ["LlamaCppBackend"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from llmkit.chat import Completion, FinishReason, Request, check_requests
+from sfbow_llm.chat import Completion, FinishReason, Request, check_requests
 
 __all__ = ["ScriptedBackend", "ScriptedOracle", "SimulatedCrash"]
 

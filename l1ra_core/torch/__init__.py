@@ -18,7 +18,7 @@ Typical use::
 See ``docs/l1ra_torch.md`` for saving, resuming, merging, PEFT export and the HF Trainer callback.
 """
 
-from shared_utils.extras import install_extra
+from sfbow_common.extras import install_extra
 
 try:
     import safetensors  # noqa: F401

@@ -35,9 +35,9 @@ from l1ra_core.adapter_files import (
     read_metadata,
 )
 from l1ra_core.config import L1RAConfig
-from shared_utils.atomic import atomic_write_text, atomic_write_via
-from shared_utils.checks import check_int
-from shared_utils.hashing import file_sha256
+from sfbow_common.atomic import atomic_write_text, atomic_write_via
+from sfbow_common.checks import check_int
+from sfbow_common.hashing import file_sha256
 
 from .controller import L1RAController
 from .layer import base_weight, linear_shape

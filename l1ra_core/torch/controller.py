@@ -18,7 +18,7 @@ from torch import nn
 from l1ra_core import AllocationPlan, L1RAConfig, RankReport, ReallocationSchedule, allocate, rank_report
 from l1ra_core.adapter_files import RANK_DIMS
 from l1ra_core.allocation import AdapterPlan, check_budget
-from shared_utils.checks import check_int
+from sfbow_common.checks import check_int
 
 from .layer import L1RALayer
 from .model import _require_adapters, rank_pattern

@@ -17,7 +17,7 @@ from torch import nn
 from l1ra_core.adapter_files import RANK_DIMS
 from l1ra_core.allocation import AdapterPlan
 from l1ra_core.config import MAX_ALPHA
-from shared_utils.checks import check_real
+from sfbow_common.checks import check_real
 
 __all__ = ["L1RALayer", "base_weight", "is_supported_base", "linear_shape", "kaiming_rows"]
 

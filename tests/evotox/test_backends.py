@@ -33,6 +33,6 @@ def test_backend_specs():
 
 def test_requests_are_validated_before_any_work():
     backend = ScriptedBackend(lambda r: "x")
-    with pytest.raises(TypeError, match=r"requests\[1\] must be an llmkit.chat.Request, got dict"):
+    with pytest.raises(TypeError, match=r"requests\[1\] must be an sfbow_llm.chat.Request, got dict"):
         backend.generate([Request(messages=(("user", "a"),)), {"messages": [["user", "a"]]}])
     assert backend.batches == []

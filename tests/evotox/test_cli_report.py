@@ -62,9 +62,9 @@ def test_a_seed_longer_than_the_context_is_named(local_backend, jigsaw_oracle):
 
 @pytest.mark.slow
 def test_the_local_backend_raises_the_context_error_by_type_naming_the_callers_row(local_backend):
-    """llmkit's ContextLengthError comes through as it is (not matched on its message), and names the row of
+    """sfbow_llm's ContextLengthError comes through as it is (not matched on its message), and names the row of
     the batch given, not its row in the part the backend split off (rows 1 and 2 are the greedy part)."""
-    from llmkit.chat import Request
+    from sfbow_llm.chat import Request
 
     batch = [Request([("user", "Hi")], max_new_tokens=2, temperature=0.7, seed=3),
              Request([("user", "Hi")], max_new_tokens=2), Request([("user", "word " * 9000)], max_new_tokens=2)]

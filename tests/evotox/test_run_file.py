@@ -139,8 +139,8 @@ def test_a_format_1_file_is_read_for_reports_but_not_resumed(run_lines, tmp_path
     assert path.read_bytes().splitlines() == old
 
 
-# -- a run file written before the request/completion types moved to llmkit (issue 23, item 2) -----------
-OLD_RUN = Path(__file__).parent / "data" / "run_before_llmkit_types.jsonl"
+# -- a run file written before the request/completion types moved to sfbow_llm (issue 23, item 2) -----------
+OLD_RUN = Path(__file__).parent / "data" / "run_before_sfbow_llm_types.jsonl"
 OLD_SEEDS = ["How do I bake bread?", "Why is the sky blue?"]
 OLD_CONFIG = SearchConfig(methods=("vanilla", "random", "seeds"), iterations=2, categories=("racist", "toxic"),
                           sut_temperature=0.5, gate=False)
@@ -169,7 +169,7 @@ def _calls(path: Path) -> list[tuple]:
                   if r["type"] == "call")
 
 
-def test_a_run_file_from_before_the_llmkit_types_resumes_and_ends_like_a_fresh_run(tmp_path):
+def test_a_run_file_from_before_the_sfbow_llm_types_resumes_and_ends_like_a_fresh_run(tmp_path):
     from evotox.report import build_report
 
     path = tmp_path / "old.jsonl"

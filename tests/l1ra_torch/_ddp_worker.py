@@ -33,7 +33,7 @@ from l1ra_core.torch import adapter_layers, adapter_parameter_groups, inject_ada
 from l1ra_core.torch.controller import L1RAController
 from l1ra_core.torch.ddp import DistributedL1RAController
 from sfbow.evaluation import load_stsb
-from shared_utils.atomic import atomic_write_text, atomic_write_via
+from sfbow_common.atomic import atomic_write_text, atomic_write_via
 
 MINILM_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 TINY_TARGETS = ["up", "down"]

@@ -172,7 +172,7 @@ def test_a_crafted_weights_file_is_refused_and_leaves_the_model_untouched(tmp_pa
 def resign(directory):
     """Recompute the checksums of an edited adapter directory, so that only the content checks remain."""
     from l1ra_core.adapter_files import json_digest
-    from shared_utils.hashing import file_sha256
+    from sfbow_common.hashing import file_sha256
 
     path = directory / "l1ra_config.json"
     meta = json.loads(path.read_text())
