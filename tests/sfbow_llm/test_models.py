@@ -140,7 +140,7 @@ def _writer(*names, fail=False, race_into=None):
 def test_cache_folder_is_written_whole_or_not_at_all(tmp_path):
     target = tmp_path / "cache" / "model-abc"
     models.save_folder_atomically(target, _writer("model.safetensors", "tokenizer.json"), {"sha256": "abc"})
-    assert sorted(p.name for p in target.iterdir()) == ["sfbow-llm-source.json", "model.safetensors", "tokenizer.json"]
+    assert sorted(p.name for p in target.iterdir()) == ["model.safetensors", "sfbow-llm-source.json", "tokenizer.json"]
     failed = tmp_path / "cache" / "model-def"
     with pytest.raises(OSError, match="disk full"):
         models.save_folder_atomically(failed, _writer("model.safetensors", fail=True), {})
@@ -149,5 +149,5 @@ def test_cache_folder_is_written_whole_or_not_at_all(tmp_path):
     models.save_folder_atomically(raced, _writer("model.safetensors", race_into=raced), {})
     assert [p.name for p in raced.iterdir()] == ["theirs"]  # the first finished copy wins, ours is dropped
     models.save_folder_atomically(target, _writer("new.bin"), {"sha256": "new"}, replace=True)  # a stale one
-    assert sorted(p.name for p in target.iterdir()) == ["sfbow-llm-source.json", "new.bin"]
+    assert sorted(p.name for p in target.iterdir()) == ["new.bin", "sfbow-llm-source.json"]
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["model-abc", "model-ghi"]  # no temp left
