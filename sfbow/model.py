@@ -73,7 +73,8 @@ class SFBoW:
     weighting:
         Word weights applied to each word's membership row before the max (:mod:`sfbow.weighting`):
         ``"auto"`` (default: SIF-style Zipf weights for word vectors, continuation pieces at half
-        weight for subword vectors), ``"zipf"``, ``"pieces"``, ``"none"`` (unweighted, the pre-weighting sfbow
+        weight and word-initial ones by GloVe's rank order for subword vectors), ``"zipf"``, ``"pieces"``,
+        ``"pieces-zipf"``, ``"none"`` (unweighted, the pre-weighting sfbow
         model), an array of one weight per word, or a mapping ``word -> weight`` (e.g.
         :func:`sfbow.weighting.idf_weights`). Held in the table, so encoding costs the same.
     """
@@ -306,7 +307,7 @@ class SFBoW:
             warnings.warn(f"{path} was saved from a model with a custom tokenizer, which is not stored; "
                           "pass tokenizer= to load() or it encodes with the default tokenizer", stacklevel=2)
         saved = options.get("weighting", "none")  # files of pre-weighting sfbow have neither the field nor weights
-        if saved not in ("none", "zipf", "pieces", "custom") or (saved == "none") == ("weights" in contents.arrays):
+        if saved not in ("none", "zipf", "pieces", "pieces-zipf", "custom") or (saved == "none") == ("weights" in contents.arrays):
             raise ModelFileError(f"{path}: its weighting {saved!r} does not fit its members "
                                  f"({'with' if 'weights' in contents.arrays else 'without'} a weights array)")
         if weighting is None:
@@ -319,7 +320,7 @@ class SFBoW:
         except ValueError as exc:
             raise ModelFileError(f"{path} holds an invalid model: {exc}") from exc
         if model.weighting == "custom" and weighting is contents.arrays.get("weights"):
-            model.weighting = saved  # the saved weights keep their name ("zipf", "pieces" or "custom")
+            model.weighting = saved  # the saved weights keep their name ("zipf", "pieces", "pieces-zipf" or "custom")
         return model
 
 

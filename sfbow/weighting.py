@@ -13,7 +13,11 @@ Weightings (``SFBoW(weighting=...)``):
   :data:`ZIPF_A`. Assumes rows most frequent first, as GloVe, word2vec and fastText files are.
 * ``"pieces"`` (subword vectors): a word-continuation piece (``##ing``) weighs
   :data:`CONTINUATION_WEIGHT`, a word-initial piece 1.
-* ``"auto"`` (the default): ``"pieces"`` for subword vectors, ``"zipf"`` for word vectors.
+* ``"pieces-zipf"`` (subword vectors): ``"pieces"``, and each word-initial piece times SIF's
+  ``a / (a + p)`` with ``a =`` :data:`PIECE_ZIPF_A` and ``p`` Zipf's estimate from the piece's rank among
+  GloVe 6B's words (a frequency order the core install has; WordPiece ids are not one). A piece GloVe
+  lacks weighs as its rarest word. See :func:`reference_piece_weights`.
+* ``"auto"`` (the default): ``"pieces-zipf"`` for subword vectors, ``"zipf"`` for word vectors.
 * ``"none"``: every weight 1, the unweighted model of pre-weighting sfbow.
 * per-word weights: an array (one weight per vocabulary row) or a mapping ``word -> weight``, such as
   :func:`idf_weights` of a corpus or :func:`frequency_weights` of ``wordfreq``. See :func:`resolve_weights`
@@ -33,17 +37,20 @@ import numpy as np
 
 from sfbow.tokenization import Tokenizer, tokenize
 
-__all__ = ["CONTINUATION_WEIGHT", "WEIGHTINGS", "ZIPF_A", "frequency_weights", "idf_weights", "piece_weights",
-           "resolve_weights", "zipf_weights"]
+__all__ = ["CONTINUATION_WEIGHT", "PIECE_ZIPF_A", "WEIGHTINGS", "ZIPF_A", "frequency_weights", "idf_weights",
+           "piece_weights", "reference_piece_weights", "resolve_weights", "zipf_weights"]
 
 #: The named weightings ``SFBoW(weighting=...)`` takes.
-WEIGHTINGS = ("auto", "none", "zipf", "pieces")
+WEIGHTINGS = ("auto", "none", "zipf", "pieces", "pieces-zipf")
 
 #: SIF's smoothing constant for ``"zipf"``, chosen on the tuning sets (STS-B train/dev, SICK train/trial).
 ZIPF_A = 3e-3
 
 #: The weight of a word-continuation piece under ``"pieces"``, chosen on the tuning sets.
 CONTINUATION_WEIGHT = 0.5
+
+#: SIF's smoothing constant for ``"pieces-zipf"`` (word-initial pieces), chosen on the tuning sets.
+PIECE_ZIPF_A = 0.03
 
 
 def zipf_weights(n_words: int, a: float = ZIPF_A) -> np.ndarray:
@@ -58,6 +65,29 @@ def piece_weights(pieces: Sequence[str], continuation: float = CONTINUATION_WEIG
                   prefix: str = "##") -> np.ndarray:
     """1 for each word-initial piece, ``continuation`` for each piece starting with ``prefix``, as float32."""
     return np.array([continuation if piece.startswith(prefix) else 1.0 for piece in pieces], np.float32)
+
+
+def reference_piece_weights(pieces: Sequence[str], a: float = PIECE_ZIPF_A, *,
+                            continuation: float = CONTINUATION_WEIGHT, prefix: str = "##",
+                            reference: Sequence[str] | None = None) -> np.ndarray:
+    """``"pieces-zipf"``: :func:`piece_weights`, with each word-initial piece weighted ``a / (a + p)`` by Zipf's
+    ``p`` of its (lower-cased) rank in ``reference``, a word list most frequent first (default: GloVe 6B's
+    400,000 words). A piece the list lacks (``[UNK]``, rare stems) gets the weight of its last rank."""
+    if reference is None:
+        from sfbow.vectors import default_vectors
+
+        reference = default_vectors().words
+    if not reference:
+        raise ValueError("reference_piece_weights: the reference word list is empty")
+    by_rank = zipf_weights(len(reference), a)
+    rank: dict[str, int] = {}
+    for index, word in enumerate(reference):
+        rank.setdefault(word, index)
+    weights = piece_weights(pieces, continuation, prefix)
+    for row, piece in enumerate(pieces):
+        if not piece.startswith(prefix):
+            weights[row] = by_rank[rank.get(piece.lower(), len(reference) - 1)]
+    return weights
 
 
 def frequency_weights(words: Iterable[str], frequency: Callable[[str], float] | None = None,
@@ -101,13 +131,13 @@ def resolve_weights(weighting: Any, words: Sequence[str], *, subword: bool) -> t
             raise ValueError(f"weighting must be one of {', '.join(map(repr, WEIGHTINGS))}, an array of one weight "
                              f"per word or a mapping word -> weight; got {weighting!r}")
         if weighting == "auto":
-            weighting = "pieces" if subword else "zipf"
+            weighting = "pieces-zipf" if subword else "zipf"
         if weighting == "none":
             return "none", None
-        if weighting == "pieces":
+        if weighting in ("pieces", "pieces-zipf"):
             if not subword:
-                raise ValueError("weighting='pieces' weights WordPiece continuation pieces: it needs subword vectors")
-            return "pieces", piece_weights(words)
+                raise ValueError(f"weighting={weighting!r} weights WordPiece pieces: it needs subword vectors")
+            return weighting, piece_weights(words) if weighting == "pieces" else reference_piece_weights(words)
         return "zipf", zipf_weights(len(words))
     if isinstance(weighting, Mapping):
         weights = _from_mapping(weighting, words)

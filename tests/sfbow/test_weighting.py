@@ -19,8 +19,19 @@ from sfbow import _persistence as persistence
 from sfbow._reference import reference_encode
 from sfbow.errors import ModelFileError
 from sfbow.evaluation import load_sick, load_stsb
+from sfbow.subword import SubwordVectors
 from sfbow.tokenization import tokenize
-from sfbow.weighting import frequency_weights, idf_weights, piece_weights, resolve_weights, zipf_weights
+from sfbow.vectors import default_vectors
+from sfbow.weighting import (
+    PIECE_ZIPF_A,
+    frequency_weights,
+    idf_weights,
+    piece_weights,
+    reference_piece_weights,
+    resolve_weights,
+    zipf_weights,
+)
+from sfbow.wordpiece import WordPieceTokenizer
 
 from .conftest import WORDS
 
@@ -42,13 +53,50 @@ def test_named_weightings_and_auto() -> None:
     np.testing.assert_array_equal(weights, zipf_weights(len(WORDS)))
     pieces = ["play", "##ing", "the", "##s"]
     label, weights = resolve_weights("auto", pieces, subword=True)
+    assert label == "pieces-zipf" and weights is not None
+    np.testing.assert_array_equal(weights, reference_piece_weights(pieces))
+    label, weights = resolve_weights("pieces", pieces, subword=True)  # round 1's default, one argument away
     assert label == "pieces" and weights is not None
     np.testing.assert_array_equal(weights, piece_weights(pieces))
     assert weights.tolist() == [1.0, 0.5, 1.0, 0.5]
-    with pytest.raises(ValueError, match="needs subword vectors"):
-        resolve_weights("pieces", WORDS, subword=False)
-    with pytest.raises(ValueError, match="weighting must be one of 'auto', 'none', 'zipf', 'pieces'"):
+    for name in ("pieces", "pieces-zipf"):
+        with pytest.raises(ValueError, match="needs subword vectors"):
+            resolve_weights(name, WORDS, subword=False)
+    with pytest.raises(ValueError, match="weighting must be one of 'auto', 'none', 'zipf', 'pieces', 'pieces-zipf'"):
         resolve_weights("sif", WORDS, subword=False)
+
+
+def test_reference_piece_weights_are_sif_of_the_reference_rank() -> None:
+    by_rank = zipf_weights(3, 0.03)
+    weights = reference_piece_weights(["Play", "##ing", "the", "[UNK]", "cat"], 0.03, reference=["the", "play", "cat"])
+    assert weights.tolist() == pytest.approx([by_rank[1], 0.5, by_rank[0], by_rank[2], by_rank[2]])
+    with pytest.raises(ValueError, match="reference word list is empty"):
+        reference_piece_weights(["the"], reference=[])
+
+
+def test_reference_piece_weights_follow_glove_by_default() -> None:
+    glove = default_vectors().words
+    weights = reference_piece_weights(["the", "guitar", "##s", "qqqzzzx"])
+    by_rank = zipf_weights(len(glove), PIECE_ZIPF_A)
+    assert weights.tolist() == pytest.approx([by_rank[glove.index("the")], by_rank[glove.index("guitar")], 0.5,
+                                              by_rank[-1]])
+    assert weights[0] < 0.5 < weights[1] < 1  # "the" weighs least; a rare piece almost 1
+
+
+def test_subword_default_weighting_round_trips_and_the_old_one_is_one_argument_away(tmp_path: Path) -> None:
+    tokenizer = WordPieceTokenizer(["[UNK]", "the", "play", "##ing", "cat", "##s"])
+    matrix = np.random.default_rng(0).standard_normal((6, 8)).astype(np.float32)
+    model = SFBoW.from_parts(SubwordVectors(tokenizer, matrix), np.eye(8, dtype=np.float32))
+    assert model.weighting == "pieces-zipf" and model.weights is not None
+    np.testing.assert_array_equal(model.weights, reference_piece_weights(tokenizer.vocabulary))
+    model.save(tmp_path / "m.npz")
+    loaded = SFBoW.load(tmp_path / "m.npz")
+    assert loaded.weighting == "pieces-zipf"
+    sentences = ["the cats playing", "play the cat", ""]
+    np.testing.assert_array_equal(loaded.encode(sentences), model.encode(sentences))
+    old = SFBoW.load(tmp_path / "m.npz", weighting="pieces")
+    assert old.weighting == "pieces" and old.weights is not None and old.weights.tolist() == [1, 1, 1, 0.5, 1, 0.5]
+    assert not np.array_equal(old.encode(sentences), model.encode(sentences))
 
 
 @pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf])
