@@ -79,7 +79,7 @@ class WordPieceTokenizer:
         self.strip_accents = self.lowercase if strip_accents is None else strip_accents
         self.handle_chinese_chars = handle_chinese_chars
         # Longest first, as tokenizers matches them (a leftmost-longest search over the raw text).
-        self.added_tokens = sorted(set(added_tokens), key=len, reverse=True)
+        self.added_tokens = sorted(set(added_tokens), key=lambda t: (-len(t), t))  # longest first; ties by text, not by hash order
 
     # -- reading and writing the configuration ----------------------------------------------------
 
