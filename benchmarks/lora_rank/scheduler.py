@@ -120,7 +120,8 @@ class Study(Results):
         worker is still computing is retried after ``poll_seconds``."""
         import torch
 
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        threads = os.environ.get("OMP_NUM_THREADS", "").strip()  # unset, empty or not a count: one thread
+        torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)
         check_grid(self.config, self.lm.model)
         n_adapters = len(projections(self.lm.model, self.config))
         while True:  # re-planned after every pass: finished runs may add runs (extensions, re-runs)
