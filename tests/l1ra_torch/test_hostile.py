@@ -28,6 +28,7 @@ from l1ra_core.torch import (
 
 from .conftest import TinyNet
 from .test_checkpoint import _batches, _config, _fresh, _train
+from .test_checkpoint_unit import _refused
 
 
 @pytest.fixture(scope="module")
@@ -183,13 +184,7 @@ def test_a_damaged_training_state_is_refused_naming_it(saved, tmp_path, name, da
     directory = _copy(saved, tmp_path)
     path = directory / name
     path.write_bytes(damage(path.read_bytes()))
-    net = TinyNet()
-    config = load_adapters(net, directory)
-    optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-2)
-    controller = L1RAController(net, config, optimizer)
-    with pytest.raises(ValueError, match=message):
-        load_training_state(directory, optimizer, controller)
-    assert not optimizer.state and controller.step_count == 0
+    _refused(directory, message)
 
 
 def test_the_training_state_is_pickle_free_json_and_safetensors(saved):
