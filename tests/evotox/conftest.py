@@ -67,17 +67,19 @@ class StubServer:
                 try:
                     body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                     status, data, headers = stub.answer(self, body)
-                    raw = json.dumps(data).encode()
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(raw)))
-                    self.end_headers()
-                    self.wfile.write(raw)
                 finally:
+                    # Leave "in flight" before answering: once the client has the reply it may send its next
+                    # request before this thread runs again, and counting both would overstate the overlap.
                     with stub._lock:
                         stub.in_flight -= 1
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
