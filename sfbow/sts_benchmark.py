@@ -141,7 +141,8 @@ def _model2vec_minilm() -> Any:
 #: Every method, by the name ``--methods`` takes. SFBoW rows use normalize=True and fuzzy Jaccard.
 METHODS: dict[str, Method] = {
     "sfbow": Method("SFBoW default (pca K=100, zipf weights)", SFBoW),
-    "sfbow-unweighted": Method("SFBoW unweighted (pca K=100, pre-weighting sfbow)", lambda: SFBoW(weighting="none")),
+    "sfbow-unweighted": Method("SFBoW unweighted (pca K=100, pre-weighting sfbow)",
+                               lambda: SFBoW(weighting="none", memberships="float32")),
     "sfbow-identity": Method("SFBoW identity K=50", lambda: SFBoW(universe="identity")),
     "sfbow-gaussian": Method("SFBoW gaussian K=300", lambda: SFBoW(universe="gaussian")),
     "sfbow-kmeans": Method("SFBoW kmeans K=100", lambda: SFBoW(universe="kmeans")),

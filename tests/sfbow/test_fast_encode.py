@@ -16,7 +16,8 @@ from sfbow.tokenization import tokenize
 
 
 def reference(model: SFBoW, sentences: list[str]) -> np.ndarray:
-    return reference_encode(map(tokenize, sentences), model.vectors.index, model.table)
+    """The reference's float32 vectors (a float16 table's pooled rows widen to float32 exactly)."""
+    return reference_encode(map(tokenize, sentences), model.vectors.index, model.table).astype(np.float32)
 
 
 def sts_sentences(stsb_dir: Path) -> list[str]:
@@ -94,3 +95,12 @@ def test_memberships_option_is_checked(default_model: SFBoW) -> None:
         SFBoW(default_model.vectors, default_model.universe, clip=False, memberships="float16")
     with pytest.raises(ValueError, match="float16 range"):
         SFBoW(default_model.vectors, default_model.universe * 1e6, memberships="float16")
+
+
+def test_auto_memberships_are_float16_where_they_fit_and_float32_otherwise(default_model: SFBoW) -> None:
+    assert default_model.memberships == "float16" and default_model.table.dtype == np.float16  # the default
+    vectors, universe = default_model.vectors, default_model.universe
+    assert SFBoW(vectors, universe, clip=False).memberships == "float32"  # float16 pools bit patterns >= 0
+    huge = SFBoW(vectors, universe * 1e6)  # memberships beyond 65504: float32, not an error
+    assert huge.memberships == "float32" and huge.table.dtype == np.float32
+    np.testing.assert_array_equal(huge.encode(["a cat"]), SFBoW(vectors, universe * 1e6, memberships="float32").encode(["a cat"]))

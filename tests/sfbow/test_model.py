@@ -24,7 +24,7 @@ def _csr(token_lists, index):
 def test_kernel_equals_reference(lists, clip):
     rng = np.random.default_rng(len(lists))
     vectors = WordVectors(WORDS, rng.standard_normal((len(WORDS), 5)))
-    model = SFBoW(vectors, "gaussian", k=7, clip=clip)
+    model = SFBoW(vectors, "gaussian", k=7, clip=clip, memberships="float32")  # the float32 kernel
     ids, offsets = _csr(lists, vectors.index)
     out = np.full((len(lists), 7), np.nan, dtype=np.float32)
     max_pool(model.table, ids, offsets, out)

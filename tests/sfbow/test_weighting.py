@@ -146,7 +146,7 @@ def test_weighted_encoding_is_the_reference_weighted_max_bit_for_bit(small_vecto
                                                                      memberships: str) -> None:
     """Fused native path and id path both pool ``weight * membership`` rows as the reference does."""
     weights = np.linspace(0.0, 2.0, len(WORDS))
-    plain = SFBoW(small_vectors, "gaussian", k=16, weighting="none")
+    plain = SFBoW(small_vectors, "gaussian", k=16, weighting="none", memberships="float32")
     model = SFBoW(small_vectors, "gaussian", k=16, weighting=weights, memberships=memberships)
     assert model.weighting == "custom"
     want = reference_encode(map(tokenize, SENTENCES), small_vectors.index, plain.table, weights)
@@ -161,25 +161,25 @@ def test_weighted_encoding_is_the_reference_weighted_max_bit_for_bit(small_vecto
        st.lists(st.lists(st.sampled_from([*WORDS, "zebra"]), max_size=6), max_size=8))
 def test_weighted_max_matches_the_reference_for_any_weights(weights: list[float], sentences: list[list[str]]) -> None:
     vectors = WordVectors(WORDS, np.random.default_rng(1).standard_normal((len(WORDS), 8)))
-    plain = SFBoW(vectors, "gaussian", k=12, weighting="none")
-    model = SFBoW.from_parts(vectors, plain.universe, weighting=weights)
+    plain = SFBoW(vectors, "gaussian", k=12, weighting="none", memberships="float32")
+    model = SFBoW.from_parts(vectors, plain.universe, weighting=weights, memberships="float32")
     raw = [" ".join(tokens) for tokens in sentences]
     np.testing.assert_array_equal(model.encode(raw), reference_encode(map(tokenize, raw), vectors.index, plain.table,
                                                                       np.array(weights, np.float32)))
 
 
 def test_on_the_fly_memberships_are_weighted_too(small_vectors: WordVectors) -> None:
-    table = SFBoW(small_vectors, "gaussian", k=16)
+    table = SFBoW(small_vectors, "gaussian", k=16, memberships="float32")
     fly = SFBoW(small_vectors, "gaussian", k=16, memberships="on-the-fly")
     np.testing.assert_allclose(fly.encode(SENTENCES), table.encode(SENTENCES), rtol=1e-6, atol=1e-7)
 
 
 def test_weighting_none_is_the_unweighted_model(small_vectors: WordVectors) -> None:
-    plain = SFBoW(small_vectors, "gaussian", k=16, weighting="none")
+    plain = SFBoW(small_vectors, "gaussian", k=16, weighting="none", memberships="float32")
     assert plain.weights is None and "weighting='none'" in repr(plain)
     unit = small_vectors.matrix / np.linalg.norm(small_vectors.matrix, axis=1, keepdims=True)
     np.testing.assert_allclose(plain.table, np.maximum(unit @ plain.universe.T, 0), rtol=1e-5, atol=1e-6)
-    weighted = SFBoW(small_vectors, "gaussian", k=16)
+    weighted = SFBoW(small_vectors, "gaussian", k=16, memberships="float32")
     assert weighted.weights is not None
     np.testing.assert_array_equal(weighted.table, plain.table * weighted.weights[:, None])
 
