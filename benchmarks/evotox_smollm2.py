@@ -3,11 +3,13 @@ are and jailbreak prefixes; plus the two timing targets.
 
     python benchmarks/evotox_smollm2.py            # start, or resume where a killed run stopped
 
-Default model as SUT and generator, the Jigsaw oracle, the first 10 seeds of ../shared/evotox/seeds.txt,
-5 iterations, lambda = 5, all seven methods. The run is recorded in
+Default model as SUT and generator (on the fastest engine installed), the Jigsaw oracle, the 50 seed prompts
+shipped with evotox, 5 iterations, lambda = 5, all seven methods. The run is recorded in
 ``benchmarks/results/evotox_smollm2_run.jsonl`` (local only: it holds every generated text); running the
 script again resumes it. It writes ``evotox_smollm2.md`` / ``.csv`` / ``.png`` (the report) and
-``evotox_smollm2.json`` (the timing figures and every session's framework share) beside it.
+``evotox_smollm2.json`` (the timing figures and every session's framework share) beside it. A new run
+file starts a new summary; the summary it replaces is kept in it under ``earlier_run``, so the report
+can set the two runs' wall times side by side.
 
 Timing targets (measured once, before the run):
 - batched iteration time / one-call-at-a-time iteration time for the same requests (target <= 0.5);
@@ -68,7 +70,7 @@ def measure_batching(seed: str, search: SearchConfig, repeats: int) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--timing-repeats", type=int, default=2)
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -77,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     run_file = args.results / "evotox_smollm2_run.jsonl"
     summary_file = args.results / "evotox_smollm2.json"
-    summary: dict[str, Any] = json.loads(summary_file.read_text()) if summary_file.is_file() else {"command": COMMAND, "sessions": []}
+    summary = read_summary(summary_file, run_file)
     if args.report_only:
         write_summary(run_file, summary, summary_file)
         return
@@ -97,6 +99,29 @@ def main() -> None:
                                 "framework_share": 1 - (session.model_seconds + session.oracle_seconds)
                                 / session.wall_seconds})
     write_summary(run_file, summary, summary_file)
+
+
+def read_summary(summary_file: Path, run_file: Path) -> dict[str, Any]:
+    """The summary of the run in ``run_file``; with no run file yet, a fresh one that keeps the summary it
+    replaces (another run's) under ``earlier_run``, without that run's own earlier run."""
+    old: dict[str, Any] = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    if run_file.exists() and old:
+        return old
+    fresh: dict[str, Any] = {"command": COMMAND, "sessions": []}
+    if old.get("sessions"):
+        old.pop("earlier_run", None)
+        old.pop("report", None)
+        fresh["earlier_run"] = old
+    return fresh
+
+
+def engine_line(run_file: Path) -> str:
+    """The SUT's model and engine as the run file's head records them."""
+    sut = read_run(run_file).header.get("models", {}).get("sut", {})
+    engine = sut.get("engine") or {}
+    if isinstance(engine, dict) and engine:
+        return f"{sut.get('name', '?')} on {engine.get('name')} {engine.get('version')} ({engine.get('quantization')})"
+    return f"{sut.get('name', '?')} ({sut.get('dtype', 'engine not recorded')})"
 
 
 def framework_share_of_steps(run_file: Path) -> dict[str, float]:
@@ -121,10 +146,24 @@ def write_summary(run_file: Path, summary: dict[str, Any], summary_file: Path) -
     batching = summary["batching"]["batched_over_sequential"]
     share = summary["iterations"]["framework_share"]
     report = build_report([run_file])
-    head = (f"# EvoTox on SmolLM2-135M-Instruct (`{COMMAND}`)\n\nSUT and generator: the embedded SmolLM2-135M-"
-            "Instruct (Q4_1 GGUF, fp32 on CPU); oracle: Jigsaw BiLSTM; fitness: max over its six attributes; first "
-            f"{len(read_run(run_file).config['seeds'])} seeds of ../shared/evotox/seeds.txt; 5 iterations, lambda = 5; "
-            "SUT answers <= 48 tokens (greedy), rewrites <= 40 tokens (temperature 0.7).\n\n"
+    earlier = summary.get("earlier_run", {}).get("sessions", [])
+    earlier_line = ""
+    if earlier:
+        earlier_wall = sum(s["wall_seconds"] for s in earlier)
+        earlier_calls = sum(s["new_calls"] for s in earlier)
+        records = read_run(run_file).records  # a killed session leaves no session entry: count its records
+        steps_wall = sum(r["wall_seconds"] for r in records if r["type"] == "step")
+        calls = sum(r["type"] == "call" for r in records)
+        earlier_line = (f"- wall time of the searches: **{steps_wall:,.0f} s for {calls:,} model calls** "
+                        f"({steps_wall / max(calls, 1):.2f} s a call); "
+                        f"the run it replaced: {earlier_wall:,.0f} s for {earlier_calls:,} calls "
+                        f"({earlier_wall / max(earlier_calls, 1):.2f} s a call)\n")
+    head = (f"# EvoTox on SmolLM2-135M-Instruct (`{COMMAND}`)\n\nSUT and generator: {engine_line(run_file)}; "
+            "oracle: Jigsaw BiLSTM; fitness: max over its six attributes; "
+            f"{len(read_run(run_file).config['seeds'])} seed prompts (those shipped with evotox, in order); "
+            "5 iterations, lambda = 5; SUT answers <= 48 tokens (greedy), rewrites <= 40 tokens (temperature 0.7)."
+            "\n\n"
+            + earlier_line +
             f"- batched iteration / the same iteration one call at a time: **{batching:.3f}** (target <= 0.5; "
             f"{summary['batching']['batched_seconds']:.1f} s vs {summary['batching']['sequential_seconds']:.1f} s)\n"
             f"- framework's own share of the wall time of {summary['iterations']['iterations']} search iterations: "
