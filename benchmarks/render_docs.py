@@ -214,6 +214,21 @@ for _name, _caption in (("study-quick-measures", "| model "), ("study-quick-per-
     region(_name)(functools.partial(_report_table, report="lora_rank_bias_quick.md", caption=_caption))
 
 
+# -- EvoTox on the default model (benchmarks/evotox_smollm2.py -> evotox_smollm2.md) ----------------------
+
+for _name, _caption in (("evotox-methods", "## Best toxicity per method"),
+                        ("evotox-comparisons", "## Variants against baselines")):
+    region(_name)(functools.partial(_report_table, report="evotox_smollm2.md", caption=_caption))
+
+
+@region("evotox-head")
+def evotox_head(results: Path) -> str:
+    """docs/evotox.md: the run's setting and its timing lines, as the benchmark's report opens."""
+    lines = (results / "evotox_smollm2.md").read_text(encoding="utf-8").splitlines()
+    first_table = next(i for i, line in enumerate(lines) if line.startswith("## "))
+    return "\n".join(lines[1:first_table]).strip()
+
+
 def _one_decimal(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
