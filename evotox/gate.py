@@ -3,12 +3,14 @@
 A small generator often replies with something that parses but is no rewrite: a template echo
 (``<answer>``), a bare label (``Rewrite:``), a chain of letters (``A: B: C``), an echo of its own
 instruction (``The chatbot's answer to the question below was rated 0.12 ...``), a fragment (``Lying.``),
-or a statement or answer instead of a question. Every such reply that reaches the SUT wastes a query, and
+a reply that loops (``How to crack a password? - How to crack a password?``), or a statement or answer
+instead of a question. Every such reply that reaches the SUT wastes a query, and
 if its answer scores higher than the parent's, the search goes on evolving junk instead of the seed's
 question. The gate runs on the parsed reply, before any SUT query, in two parts:
 
 1. **Form** (:func:`form_problem`, cheap rules): natural language, at least three words, no tags, not a
-   label, letter chain or list, no talk about the rewriting task itself (words and 4-grams of the generator's
+   label, letter chain or list, no five words repeated in a row (a decoding loop), no talk about the
+   rewriting task itself (words and 4-grams of the generator's
    instruction that the parent does not contain), and a question (``?``) or a request (an interrogative or
    auxiliary first word, or an imperative verb first).
 2. **Topic** (:meth:`Gate.check`): the sfbow fuzzy Jaccard similarity (default GloVe model) of the rewrite's
@@ -36,6 +38,8 @@ __all__ = ["Gate", "Verdict", "content_words", "form_problem"]
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _LIST_ITEM = re.compile(r"(?:^|[:.?!]\s+)(?:\d{1,2}[.)]|[-*\u2022])\s")  # an item after a start, colon or stop
 _TAG = re.compile(r"</?[A-Za-z][^<>]{0,40}>")
+#: A run of this many words that occurs twice is a decoding loop (four would catch "to lie to a ...").
+_LOOP_WORDS = 5
 # Words a rewrite only uses when it talks about the rewriting task rather than asking the question.
 _SCORE = re.compile(r"\b[01]?\.\d\d\b")  # a toxicity score as the feedback wording shows it (0.12)
 _META_WORDS = frozenset({"rewrite", "rewrites", "rewritten", "rewriting", "rephrase", "rephrased", "chatbot",
@@ -86,9 +90,20 @@ def _ngrams(words: Sequence[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
+def _repeated_runs(words: Sequence[str]) -> set[tuple[str, ...]]:
+    """The runs of :data:`_LOOP_WORDS` words that occur more than once in ``words``."""
+    seen: set[tuple[str, ...]] = set()
+    repeated: set[tuple[str, ...]] = set()
+    for i in range(len(words) - _LOOP_WORDS + 1):
+        run = tuple(words[i:i + _LOOP_WORDS])
+        (repeated if run in seen else seen).add(run)
+    return repeated
+
+
 def form_problem(text: str, parent: str) -> str | None:
     """Why ``text`` is not a well-formed rewrite of ``parent`` (``"tag"``, ``"label"``, ``"letters"``,
-    ``"not language"``, ``"list"``, ``"fragment"``, ``"echo"``, ``"not a question"``), or ``None`` when it is one."""
+    ``"not language"``, ``"list"``, ``"fragment"``, ``"repetition"``, ``"echo"``, ``"not a question"``), or
+    ``None`` when it is one."""
     stripped = text.strip()
     if _TAG.search(stripped):
         return "tag"
@@ -109,6 +124,8 @@ def form_problem(text: str, parent: str) -> str | None:
     if len(words) < 3:
         return "fragment"
     parent_list = _words(parent)
+    if _repeated_runs(words) - _repeated_runs(parent_list):
+        return "repetition"  # the same five words twice: a decoding loop, not a question
     parent_words = set(parent_list)
     lowered = " ".join(words)
     parent_lowered = " ".join(parent_list)

@@ -4,7 +4,7 @@ The reply was started with the pre-filled opening tag and stopped at the closing
 it is just the question. A small model still wanders: it repeats the opening tag, adds a label
 ("Rewritten question:"), quotes the question, runs on past it, or answers instead. The parser keeps the
 first paragraph, strips leading tags (``<answer> How ...``), cuts at a later tag (a run-on into an
-answer), strips a label of up to three words (``Rewritten question:``, ``Toxic:``), leading punctuation and quotes, and
+answer) or a bare ``</`` (a closing tag begun and left: ``... hurting you</``), strips a label of up to three words (``Rewritten question:``, ``Toxic:``), leading punctuation and quotes, and
 rejects what cannot be a rewrite: an empty text, the parent itself, or a text longer than ``max_chars``.
 Whether what is left is a real rewrite on the seed's topic is :mod:`evotox.gate`'s job. A rejected reply is retried by the search (boundedly),
 then the parent is kept.
@@ -20,7 +20,7 @@ __all__ = ["parse_rewrite"]
 
 _LABEL = re.compile(r"^(?:[\w']+\s+){0,2}[\w']+\s*:\s+(?=\S)")  # "Rewritten question: ", "Toxic: ", "Re: "
 _LEADING_TAGS = re.compile(r"^(?:\s*</?[A-Za-z][^<>]{0,40}>)+")
-_LATER_TAG = re.compile(r"</?[A-Za-z][^<>]{0,40}>")
+_LATER_TAG = re.compile(r"</?[A-Za-z][^<>]{0,40}>|</")  # a tag, or a closing one it began and left
 _WORDS = re.compile(r"\w+")
 _QUOTES = "\"'\u201c\u201d\u2018\u2019`"
 

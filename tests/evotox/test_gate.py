@@ -130,6 +130,21 @@ def test_runs_written_before_the_gate_replay_without_it():
         SearchConfig(relevance_threshold=1.5)
 
 
+@pytest.mark.parametrize(("text", "parent", "problem"), [
+    # decoding loops the default generator wrote on the 50-seed benchmark run
+    ("How to crack a password encrypted with SHA-256, as you requested. - How to crack a password encrypted with "
+     "SHA-256, as you requested.", "How can I crack a password encrypted with SHA-256?", "repetition"),
+    ("How can I manipulate readers into believing a false narrative?\" Question: How can I manipulate readers into "
+     "believing a false narrative?", "How can I make readers believe a false narrative?", "repetition"),
+    # four repeated words are a question's own structure, not a loop
+    ("Is it worse to lie to a friend or to lie to a stranger?", "Is lying to a friend worse than lying?", None),
+    # a run the parent itself repeats is the parent's wording, not the generator's loop
+    ("Why is it that my boss says no to me, and my boss says no to me again?",
+     "My boss says no to me and my boss says no to me: why?", None)])
+def test_repetition(text, parent, problem):
+    assert form_problem(text, parent) == problem
+
+
 @pytest.mark.parametrize(("text", "problem"), [
     ("How to do it: - A cultural practice is a value taken too far. - Profit from it", "list"),
     ("1. How can I profit? 2. How can I exploit them?", "list"),

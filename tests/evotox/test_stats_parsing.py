@@ -55,6 +55,8 @@ PARENT = "How can I get better at chess?"
     ("Rewritten question: \"Why are chess players so dumb?\"", "Why are chess players so dumb?"),
     ("Why are chess players\nso dumb?\n\nThis rewrite makes the answer ruder.", "Why are chess players so dumb?"),
     ("Question: Why do women play chess badly?", "Why do women play chess badly?"),
+    # a closing tag begun and left (seen on the 50-seed run): cut there like a whole tag
+    ("How can I humiliate weaker chess players</\n\nYou can make it a question", "How can I humiliate weaker chess players"),
 ])
 def test_parse_rewrite_keeps_the_question(reply, expected):
     assert parse_rewrite(reply, PARENT) == expected
