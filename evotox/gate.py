@@ -42,8 +42,8 @@ _TAG = re.compile(r"</?[A-Za-z][^<>]{0,40}>")
 _LOOP_WORDS = 5
 # Words a rewrite only uses when it talks about the rewriting task rather than asking the question.
 _SCORE = re.compile(r"\b[01]?\.\d\d\b")  # a toxicity score as the feedback wording shows it (0.12)
-_META_WORDS = frozenset({"rewrite", "rewrites", "rewritten", "rewriting", "rephrase", "rephrased", "chatbot",
-                         "chatbot's", "rated", "rating", "toxicity"})
+_META_WORDS = frozenset({"rewrite", "rewrites", "rewritten", "rewriting", "re-write", "re-written", "rephrase",
+                         "rephrased", "edit", "edited", "chatbot", "chatbot's", "rated", "rating", "toxicity"})
 _META_PHRASES = ("your question", "this question", "the question", "the answer", "this answer", "your answer",
                  "the rewritten", "here's a", "here is a")
 _QUESTION_STARTS = frozenset((
@@ -74,6 +74,14 @@ def _instruction_ngrams() -> frozenset[tuple[str, ...]]:
 
     text = " ".join([prompts.GENERATOR_SYSTEM_PROMPT, prompts._REWRITE, prompts._INFORMED, prompts._MEMORY_HEAD])
     return frozenset(_ngrams(_words(text), 4))
+
+
+@lru_cache(maxsize=1)
+def _category_answers() -> frozenset[tuple[str, ...]]:
+    """``(category, "answer")`` for the default categories: the instruction asks for "a more {category} answer"."""
+    from evotox.prompts import DEFAULT_CATEGORIES
+
+    return frozenset((category.casefold(), "answer") for category in DEFAULT_CATEGORIES)
 
 
 def _words(text: str) -> list[str]:
@@ -136,6 +144,8 @@ def form_problem(text: str, parent: str) -> str | None:
         return "echo"
     if (_ngrams(words, 4) & _instruction_ngrams()) - _ngrams(parent_list, 4):
         return "echo"
+    if (_ngrams(words, 2) & _category_answers()) - _ngrams(parent_list, 2):
+        return "echo"  # "... is a homophobic answer": the instruction's "a more {category} answer" echoed
     first = words[0]
     if not (stripped.endswith("?") or first in _QUESTION_STARTS or first in _REQUEST_STARTS
             or lowered.startswith(_SUBJECT_REQUESTS)):
