@@ -160,7 +160,8 @@ def report(result: dict) -> str:
                f"{'met' if r >= 3 else 'missed'})" for t, r in ratios],
              f"- each engine at its better thread count: ctranslate2 / reference = "
              f"{max(b['ctranslate2'] for b in best.values()) / max(b['reference'] for b in best.values()):.2f}x "
-             "(torch at two threads on a loaded 2-core machine spins waiting for a core: see the 2-thread row)",
+             "(on a loaded 2-core machine torch's second thread spins waiting for a core; the 2-thread rows show "
+             "what each engine made of the second core in this run)",
              f"- read bandwidth (numpy.sum over 512 MB, best of 5): {bound['1']:.1f} GB/s on one thread, "
              f"{bound['2']:.1f} GB/s on two; weights read per decode step: {weights['reference'] / 1e6:.0f} MB "
              f"(fp32), {weights['ctranslate2'] / 1e6:.0f} MB (int8 model.bin); bound = {ROWS} rows x bandwidth / "
