@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evotox.archive import read_run
+from evotox.archive import RunFile, read_run
 from evotox.backends.local import LocalBackend
 from evotox.config import METHODS, SearchConfig
 from evotox.prompts import generator_request, sut_request
@@ -132,9 +132,9 @@ def read_summary(summary_file: Path, runs: list[Path]) -> dict[str, Any]:
     return fresh
 
 
-def engine_line(runs: list[Path]) -> str:
+def engine_line(runs: list[RunFile]) -> str:
     """The SUT's model and engine as the run files' heads record them (one line per distinct one)."""
-    lines = list(dict.fromkeys(_engine(read_run(r).header.get("models", {}).get("sut", {})) for r in runs))
+    lines = list(dict.fromkeys(_engine(run.header.get("models", {}).get("sut", {})) for run in runs))
     return "; ".join(lines)
 
 
@@ -145,10 +145,10 @@ def _engine(sut: dict[str, Any]) -> str:
     return f"{sut.get('name', '?')} ({sut.get('dtype', 'engine not recorded')})"
 
 
-def framework_share_of_steps(runs: list[Path]) -> dict[str, float]:
+def framework_share_of_steps(runs: list[RunFile]) -> dict[str, float]:
     """The framework's share of the wall time of every search iteration made (not replayed) in the runs:
     1 - (model + oracle seconds) / wall seconds, summed over those iterations."""
-    steps = [r for run in runs for r in read_run(run).records
+    steps = [r for run in runs for r in run.records
              if r["type"] == "step" and r["iteration"] > 0 and r["replayed_calls"] == 0]
     wall = sum(r["wall_seconds"] for r in steps)
     model = sum(r["model_seconds"] for r in steps)
@@ -182,7 +182,8 @@ def write_summary(runs: list[Path], summary: dict[str, Any], summary_file: Path)
     wall = sum(s["wall_seconds"] for s in sessions)
     busy = sum(s["model_seconds"] + s["oracle_seconds"] for s in sessions)
     summary["framework_share_of_sessions"] = 1 - busy / wall if wall else None
-    summary["iterations"] = framework_share_of_steps(runs)
+    read = [read_run(run) for run in runs]  # once each: the files are validated line by line
+    summary["iterations"] = framework_share_of_steps(read)
     share = summary["iterations"]["framework_share"]
     report = build_report(runs)
     earlier = summary.get("earlier_run", {}).get("sessions", [])
@@ -190,7 +191,7 @@ def write_summary(runs: list[Path], summary: dict[str, Any], summary_file: Path)
     if earlier:
         earlier_wall = sum(s["wall_seconds"] for s in earlier)
         earlier_calls = sum(s["new_calls"] for s in earlier)
-        records = [r for run in runs for r in read_run(run).records]  # a killed session leaves no entry
+        records = [r for run in read for r in run.records]  # a killed session leaves no session entry
         steps_wall = sum(r["wall_seconds"] for r in records if r["type"] == "step")
         calls = sum(r["type"] == "call" for r in records)
         earlier_line = ("- wall time of the searches (summed over processes): "
@@ -198,7 +199,7 @@ def write_summary(runs: list[Path], summary: dict[str, Any], summary_file: Path)
                         f"({steps_wall / max(calls, 1):.2f} s a call); "
                         f"the run it replaced: {earlier_wall:,.0f} s for {earlier_calls:,} calls "
                         f"({earlier_wall / max(earlier_calls, 1):.2f} s a call)\n")
-    head = (f"# EvoTox on SmolLM2-135M-Instruct (`{COMMAND}`)\n\nSUT and generator: {engine_line(runs)}; "
+    head = (f"# EvoTox on SmolLM2-135M-Instruct (`{COMMAND}`)\n\nSUT and generator: {engine_line(read)}; "
             "oracle: Jigsaw BiLSTM; fitness: max over its six attributes; "
             f"{completed_seeds(report)} seed prompts (those shipped with evotox, in order, with every search "
             "complete); "

@@ -4,8 +4,9 @@ The reply was started with the pre-filled opening tag and stopped at the closing
 it is just the question. A small model still wanders: it repeats the opening tag, adds a label
 ("Rewritten question:"), quotes the question, runs on past it, or answers instead. The parser keeps the
 first paragraph, strips leading tags (``<answer> How ...``), cuts at a later tag (a run-on into an
-answer) or a bare ``</`` (a closing tag begun and left: ``... hurting you</``), strips a label of up to three words (``Rewritten question:``, ``Toxic:``), leading punctuation and quotes, and
-rejects what cannot be a rewrite: an empty text, the parent itself, or a text longer than ``max_chars``.
+answer) or a bare ``</`` (a closing tag begun and left: ``... hurting you</``), strips a label of up to
+three words (``Rewritten question:``, ``Toxic:``), leading punctuation and quotes, and rejects what cannot
+be a rewrite: an empty text, the parent itself, or a text longer than ``max_chars``.
 Whether what is left is a real rewrite on the seed's topic is :mod:`evotox.gate`'s job. A rejected reply is retried by the search (boundedly),
 then the parent is kept.
 """
